@@ -1,0 +1,28 @@
+# Two commands on a fresh machine (see README.md):
+#   make lab    set everything up, then open the workbook in JupyterLab
+#   make test   set everything up, then run every test (pytest, notebooks through nbval)
+PYTHON ?= python3
+VENV ?= .venv
+TORCH_SPEC ?= torch==2.13.0
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.specdec_lab-installed
+
+.PHONY: setup lab test bench
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml requirements/ci.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install --quiet -c requirements/ci.txt -e ".[test]"
+	touch $@
+
+lab: setup
+	$(BIN)/jupyter lab --notebook-dir=notebooks
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+bench: setup
+	$(BIN)/python benchmarks/bench_engine.py

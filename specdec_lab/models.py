@@ -1,0 +1,122 @@
+"""Causal LMs with their KV cache, and the checks that a target and drafter fit together.
+
+:class:`CachedLM` is the only place that touches the transformers cache API,
+which moved during 5.x: 5.17 models take ``past_key_values=``, newer ones
+prefer ``cache=``; ``Cache.crop(-n)`` removes n tokens in both, so rollback
+always passes a negative count.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import torch
+from transformers import DynamicCache
+
+
+def _forward_params(model) -> set[str]:
+    return set(inspect.signature(model.forward).parameters)
+
+
+def check_causal_lm(model, role: str = "target") -> None:
+    """Refuse anything that is not a transformers model able to generate text left to right."""
+    if not isinstance(model, torch.nn.Module) or not hasattr(model, "config"):
+        raise TypeError(f"the {role} must be a transformers causal LM (an nn.Module with a config), got {type(model).__name__}")
+    can_generate = getattr(model, "can_generate", None)
+    if not callable(can_generate) or not can_generate() or getattr(model.config, "is_encoder_decoder", False):
+        raise TypeError(
+            f"the {role} ({type(model).__name__}) is not a causal language model; "
+            "load it with AutoModelForCausalLM"
+        )
+
+
+def vocab_size(model) -> int:
+    """Width of the model's logits (the output embedding), which is what p and q range over."""
+    head = model.get_output_embeddings()
+    return int(head.weight.shape[0]) if head is not None else int(model.config.vocab_size)
+
+
+def max_context(model) -> int | None:
+    """The longest sequence the model's positions allow, or None where the config sets no limit."""
+    cfg = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+    for name in ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length"):
+        value = getattr(cfg, name, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
+
+
+def check_same_vocabulary(target, drafter_model) -> None:
+    """Target and drafter must score the same token ids."""
+    v_target, v_drafter = vocab_size(target), vocab_size(drafter_model)
+    if v_target != v_drafter:
+        raise ValueError(
+            f"drafter and target have different vocabularies ({v_drafter} vs {v_target} tokens); "
+            "speculative decoding needs a drafter that shares the target's tokenizer"
+        )
+
+
+def check_same_tokenizer(target_tokenizer, drafter_tokenizer) -> None:
+    """Two tokenizers agree when they map the same strings to the same ids and share special tokens."""
+    va, vb = target_tokenizer.get_vocab(), drafter_tokenizer.get_vocab()
+    if va != vb:
+        only_a = len(va.keys() - vb.keys())
+        only_b = len(vb.keys() - va.keys())
+        moved = sum(1 for k in va.keys() & vb.keys() if va[k] != vb[k])
+        raise ValueError(
+            "drafter and target tokenizers differ "
+            f"({only_a} tokens only in the target's, {only_b} only in the drafter's, {moved} with other ids); "
+            "speculative decoding needs one shared tokenizer"
+        )
+    for attr in ("eos_token_id", "bos_token_id"):
+        a, b = getattr(target_tokenizer, attr, None), getattr(drafter_tokenizer, attr, None)
+        if a != b:
+            raise ValueError(f"drafter and target tokenizers disagree on {attr} ({b} vs {a})")
+
+
+class CachedLM:
+    """A causal LM plus its KV cache: feed only new tokens, read their logits, roll back.
+
+    The cache holds the keys and values of every token fed so far; nothing is
+    ever recomputed. ``forward_count`` counts model calls (for the trace).
+    """
+
+    def __init__(self, model):
+        check_causal_lm(model)
+        self.model = model
+        params = _forward_params(model)
+        self._cache_kw = "cache" if "cache" in params else "past_key_values"
+        self._has_logits_to_keep = "logits_to_keep" in params
+        self.forward_count = 0
+        self.reset()
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.device
+
+    def reset(self) -> None:
+        """Forget everything: an empty cache."""
+        self.cache = DynamicCache(config=self.model.config)
+
+    @property
+    def length(self) -> int:
+        """Number of tokens whose keys and values the cache holds."""
+        return self.cache.get_seq_length()
+
+    @torch.inference_mode()
+    def forward(self, new_ids: torch.Tensor, last_only: bool = False) -> torch.Tensor:
+        """(T,) new token ids -> (T, V) logits (or (1, V) with last_only); the cache grows by T."""
+        kwargs = {self._cache_kw: self.cache, "use_cache": True}
+        if self._has_logits_to_keep:
+            kwargs["logits_to_keep"] = 1 if last_only else 0
+        out = self.model(input_ids=new_ids.unsqueeze(0), **kwargs)
+        self.forward_count += 1
+        logits = out.logits[0]  # (T, V)
+        return logits[-1:] if last_only else logits
+
+    def rollback(self, n_tokens: int) -> None:
+        """Drop the last n_tokens from the cache (a rejected draft)."""
+        if n_tokens < 0 or n_tokens > self.length:
+            raise ValueError(f"cannot roll back {n_tokens} tokens from a cache of {self.length}")
+        if n_tokens:
+            self.cache.crop(-n_tokens)

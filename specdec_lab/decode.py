@@ -190,7 +190,7 @@ def generate_speculative(
     """
     ids, rule, generator = _setup(target, input_ids, max_new_tokens, min_new_tokens, temperature, top_k, top_p, seed, eos_token_id)
     _check_int("gamma", gamma, 1, MAX_GAMMA)
-    drafter = as_drafter(drafter, target)
+    drafter = as_drafter(drafter)
     verifier = get_verifier(verifier)
     drafter_model = getattr(drafter, "model", None)
     if drafter_model is not None:

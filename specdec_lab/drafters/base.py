@@ -47,7 +47,7 @@ class Drafter(Protocol):
     def observe(self, n_accepted: int, n_drafted: int) -> None: ...
 
 
-def as_drafter(drafter, target=None):
+def as_drafter(drafter):
     """A drafter object as is; a transformers causal LM wrapped as the independent small-model drafter."""
     if callable(getattr(drafter, "propose", None)):
         return drafter

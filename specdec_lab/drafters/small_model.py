@@ -25,8 +25,10 @@ class ModelDrafter:
     name: ClassVar[str] = "small-model"
     may_abstain: ClassVar[bool] = False
 
-    def __init__(self, model, tokenizer=None, target_tokenizer=None):
+    def __init__(self, model, tokenizer=None, target_tokenizer=None, name: str | None = None):
         check_causal_lm(model, role="drafter")
+        if name is not None:
+            self.name = name  # e.g. "drafter-distilled" or "early-exit@2": what the trace and tables show
         if tokenizer is not None and target_tokenizer is not None:
             check_same_tokenizer(target_tokenizer, tokenizer)
         self.model = model

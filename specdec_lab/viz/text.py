@@ -1,0 +1,85 @@
+"""Plain-text and terminal (ANSI) views of a trace, for SSH sessions and CI logs.
+
+Colour is never the only carrier of meaning: every token also carries a glyph.
+    ✓ accepted draft      ✗ rejected draft (struck through)      · draft never checked
+    ↻ the target's correction after a rejection      ★ the bonus token after a fully accepted draft
+    ▸ a plain target token (nothing was drafted)
+"""
+
+from __future__ import annotations
+
+import math
+
+from ..trace import BONUS, CORRECTED, GenerationOutput, StepRecord
+
+GLYPH = {"accepted": "✓", "rejected": "✗", "unchecked": "·", CORRECTED: "↻", BONUS: "★", "plain": "▸"}
+ANSI = {  # Okabe–Ito-like choices that survive on dark and light terminals
+    "accepted": "\x1b[32m",  # green
+    "rejected": "\x1b[31;9m",  # red, struck through
+    "unchecked": "\x1b[33;2m",  # dim yellow
+    CORRECTED: "\x1b[34;1m",  # bold blue
+    BONUS: "\x1b[34;1m",
+    "plain": "\x1b[34m",
+}
+RESET = "\x1b[0m"
+
+
+def visible(text: str) -> str:
+    """Make whitespace and token boundaries visible: newline ⏎, tab ⇥."""
+    return text.replace("\n", "⏎").replace("\t", "⇥")
+
+
+def _piece(text: str, kind: str, color: bool) -> str:
+    body = f"{visible(text)}{GLYPH[kind]}"
+    return f"{ANSI[kind]}{body}{RESET}" if color else body
+
+
+def step_lines(step: StepRecord, index: int, decode, color: bool = False) -> list[str]:
+    """One step as text: the draft with its verdict per token, then the target's own token."""
+    pieces = []
+    for token, decision in zip(step.draft, step.decisions):
+        pieces.append(_piece(decode([token]), decision, color))
+    pieces.append(_piece(decode([step.next_token]), step.next_kind, color))
+    head = f"step {index:3d}  context {step.context_len:4d}  drafted {len(step.draft)}  accepted {step.n_accepted}"
+    lines = [head, "   " + " │ ".join(pieces)]
+    for i, (token, decision) in enumerate(zip(step.draft, step.decisions)):
+        if decision == "unchecked":
+            break
+        u = "" if math.isnan(step.uniforms[i]) else f"  u={step.uniforms[i]:.3f}"
+        lines.append(
+            f"     {visible(decode([token]))!s:>14}  p={step.p_draft[i]:.3f}  q={step.q_draft[i]:.3f}  "
+            f"min(1,p/q)={step.accept_prob[i]:.3f}{u}  {GLYPH[decision]} {decision}"
+        )
+    return lines
+
+
+def render_output(out: GenerationOutput, decode, color: bool = False) -> str:
+    """The prompt, then the generated text with each token marked by how it was produced."""
+    parts = [visible(decode(out.prompt_ids))]
+    for step in out.steps:
+        kinds = ["accepted"] * step.n_accepted + [step.next_kind]
+        for token, kind in zip(step.emitted, kinds):
+            parts.append(_piece(decode([token]), kind, color))
+    return "".join(parts)
+
+
+def legend(color: bool = False) -> str:
+    names = [("accepted", "accepted draft"), ("rejected", "rejected draft"), ("unchecked", "not checked"),
+             (CORRECTED, "target's correction"), (BONUS, "bonus token"), ("plain", "target alone")]
+    return "  ".join(_piece("", kind, color) + " " + label for kind, label in names)
+
+
+def render_stats(out: GenerationOutput) -> str:
+    s = out.stats
+    rate = "n/a" if math.isnan(s.acceptance_rate) else f"{s.acceptance_rate:.2f}"
+    return (f"{s.new_tokens} tokens in {s.steps} steps: acceptance rate {rate}, {s.mean_tokens_per_step:.2f} tokens/step, "
+            f"{s.target_forwards} target forwards, {s.ms_per_token:.1f} ms/token")
+
+
+def render_trace(out: GenerationOutput, decode, color: bool = False) -> str:
+    """The whole run: every step, the coloured text, the metrics, the legend."""
+    lines = []
+    for i, step in enumerate(out.steps):
+        lines += step_lines(step, i, decode, color)
+    lines += ["", render_output(out, decode, color), "", render_stats(out), legend(color)]
+    return "\n".join(lines)

@@ -15,6 +15,9 @@ DEFAULT_PROMPT = "ROMEO:\nBut soft, what light"
 
 
 def demo(args) -> int:
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # keep the demo's output to the steps themselves
     target, drafter_model, tokenizer = load_pair(args.target, args.drafter, device=args.device)
     if not args.prompt.strip():
         raise SystemExit("error: the prompt is empty or only whitespace")

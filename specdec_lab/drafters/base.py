@@ -20,6 +20,8 @@ from typing import Callable, ClassVar, Protocol
 
 import torch
 
+from ..sampling import accepted_prefix_len
+
 ToProbs = Callable[[torch.Tensor, int], torch.Tensor]  # ((T, V) logits, index of first row) -> (T, V)
 
 
@@ -64,4 +66,4 @@ def as_drafter(drafter):
 def common_prefix_len(a: torch.Tensor, b: torch.Tensor) -> int:
     """Number of leading positions where two 1-D token sequences agree."""
     m = min(a.shape[0], b.shape[0])
-    return int((a[:m] == b[:m]).to(torch.int64).cumprod(0).sum())
+    return accepted_prefix_len(a[:m] == b[:m])

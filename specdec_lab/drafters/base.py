@@ -39,6 +39,31 @@ class Draft:
         return Draft(self.tokens[:n], None if self.q is None else self.q[:n])
 
 
+@dataclass
+class DraftTree:
+    """Several candidate continuations at once, as a tree rooted at the sequence's last token.
+
+    Node j holds token ``tokens[j]``; its parent is node ``parents[j]`` (−1: the root, i.e.
+    the last token of the sequence so far). Nodes are listed parents-first, so every path
+    from the root reads left to right. ``q[j]`` is the drafter distribution node j was drawn
+    from (the same row for siblings drawn i.i.d. at one parent); None means the children are
+    chosen deterministically (top-k, a lookup table), which verifiers treat as one-hot draws.
+    """
+
+    tokens: torch.Tensor  # (N,) int64
+    parents: torch.Tensor  # (N,) int64, parents[j] < j
+    q: torch.Tensor | None = None  # (N, V) or None
+
+    def __len__(self) -> int:
+        return int(self.tokens.shape[0])
+
+    @staticmethod
+    def chain(draft: "Draft") -> "DraftTree":
+        """A linear draft as a tree with one branch."""
+        n = len(draft)
+        return DraftTree(draft.tokens, torch.arange(-1, n - 1, device=draft.tokens.device), draft.q)
+
+
 class Drafter(Protocol):
     name: ClassVar[str]
     may_abstain: ClassVar[bool]  # True if an empty draft is a normal answer (lookup found nothing)
@@ -47,6 +72,13 @@ class Drafter(Protocol):
     def propose(self, ids: torch.Tensor, gamma: int, to_probs: ToProbs, generator: torch.Generator | None) -> Draft: ...
 
     def observe(self, n_accepted: int, n_drafted: int) -> None: ...
+
+
+class TreeDrafter(Drafter, Protocol):
+    """A drafter that can branch: ``branching[d]`` children per node at depth d + 1 (len = tree depth)."""
+
+    def propose_tree(self, ids: torch.Tensor, branching: tuple[int, ...], to_probs: ToProbs,
+                     generator: torch.Generator | None) -> DraftTree: ...
 
 
 def as_drafter(drafter):

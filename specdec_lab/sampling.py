@@ -90,6 +90,9 @@ def probs_from_logits(logits: torch.Tensor, cfg: SamplingConfig) -> torch.Tensor
 def sample(probs: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
     """(..., V) probabilities -> (...,) token ids, one draw per row."""
     flat = probs.reshape(-1, probs.shape[-1])
+    top, index = flat.max(dim=-1)
+    if bool((top == 1.0).all()):  # one-hot rows (greedy, top_k=1): the draw is certain, skip the sampler
+        return index.reshape(probs.shape[:-1])
     return torch.multinomial(flat, 1, generator=generator).reshape(probs.shape[:-1])
 
 

@@ -1,6 +1,6 @@
 """Greedy speedup of every bundled drafter over the autoregressive baseline, at each drafter's best γ.
 
-    python benchmarks/bench_zoo.py [--new-tokens 128] [--prompts 6] [--gammas 1,2,3,4,5,6]
+    python benchmarks/bench_zoo.py [--new-tokens 128] [--prompts 6] [--gammas 1,2,3,4,5,6] [--drafters drafter-distilled]
 
 All runs decode the zoo's held-out prompts (Shakespeare and Python) to the same length,
 greedy. For each drafter and γ the speculative run and a baseline run alternate prompt by
@@ -33,6 +33,7 @@ def main() -> None:
     ap.add_argument("--new-tokens", type=int, default=128)
     ap.add_argument("--prompts", type=int, default=6)
     ap.add_argument("--gammas", default="1,2,3,4,5,6")
+    ap.add_argument("--drafters", default=None, help="comma-separated subset of the zoo's drafters (default: all)")
     args = ap.parse_args()
     target, tokenizer = load_model("zoo:target", "cpu")
     prompts = heldout_prompts()
@@ -46,7 +47,10 @@ def main() -> None:
     print(f"# zoo benchmark: {platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}, "
           f"transformers {transformers.__version__}; {len(ids)} held-out prompts x {n} new tokens, greedy")
     print(f"{'drafter':20s} {'γ':>3s} {'α':>5s} {'τ':>5s} {'ms/token':>9s} {'AR ms/token':>12s} {'speedup':>8s}")
-    for name, drafter in drafters(target).items():
+    chosen_drafters = drafters(target)
+    if args.drafters:
+        chosen_drafters = {name: chosen_drafters[name] for name in args.drafters.split(",")}
+    for name, drafter in chosen_drafters.items():
         best = None
         for gamma in gammas:
             spec = lambda p: generate_speculative(target, drafter, p, gamma=gamma, max_new_tokens=n, min_new_tokens=n)  # noqa: E731

@@ -130,8 +130,9 @@ def table(result: dict) -> str:
 ROLES = {
     "target": "bundled **target**: the model whose output speculative decoding must reproduce",
     "drafter-small": "**small drafter**: a 1-layer model of the same family, trained on the corpus alone",
-    "drafter-distilled": "**distilled drafter**: the small drafter's shape, trained to match the target's own "
-    "next-token distributions (KL(p_target ‖ q), as in DistillSpec)",
+    "drafter-distilled": "**distilled drafter**: the small drafter's weights, then trained to match the target's own "
+    "next-token distributions (KL(p_target ‖ q), as in DistillSpec) on corpus text and on the target's own "
+    "continuations (half greedy, half sampled)",
 }
 SAMPLE_PROMPT = "KING RICHARD.\n"
 

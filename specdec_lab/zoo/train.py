@@ -8,8 +8,10 @@ Stages (each writes a transformers checkpoint folder or a heads folder):
      early-exit loss (Elhoushi et al., 2024): the same norm and head read after layer
      ``exit_layer`` too, so the target's first layers alone make a usable drafter
   3. drafter-small: a 1-layer Llama trained on the corpus alone
-  4. drafter-distilled: the same shape, trained to match the target's own next-token
-     distributions, KL(p_target || q) (knowledge distillation as in DistillSpec)
+  4. drafter-distilled: the same shape, started from drafter-small's weights and trained to
+     match the target's own next-token distributions, KL(p_target || q), on a mix of corpus
+     windows and the target's own continuations, half greedy and half sampled at T = 1
+     (on-policy data: DistillSpec, Zhou et al. 2024, finds it raises acceptance most)
   5. medusa: K heads on the frozen target's last hidden state (heads.py)
 ``--scale`` multiplies every stage's step count (0.02 makes a smoke run in a minute).
 The shipped weights are what this command wrote with the defaults; their model cards
@@ -61,12 +63,18 @@ DRAFTER = Shape(layers=1, hidden=128, heads=2, intermediate=384)
 EXIT_LAYER = 2  # the target's early exit: after this many layers
 EXIT_WEIGHT = 0.3  # weight of the early-exit loss while training the target
 MEDUSA_HEADS = 3
+ON_POLICY = dict(sequences=768, prompt_len=33, batch=64, share=0.5)  # target continuations for distillation
 STAGES = {
     "target": Stage(steps=550, batch=16, seq_len=256, lr=2e-3),
     "drafter-small": Stage(steps=900, batch=16, seq_len=256, lr=3e-3),
-    "drafter-distilled": Stage(steps=450, batch=16, seq_len=256, lr=3e-3),
+    "drafter-distilled": Stage(steps=450, batch=16, seq_len=256, lr=1.5e-3),
     "medusa": Stage(steps=150, batch=16, seq_len=256, lr=2e-3),
 }
+
+
+def stage_generator(stage: str) -> torch.Generator:
+    """Each stage draws its data from its own seeded stream, so ``--stages X`` alone reproduces stage X."""
+    return torch.Generator().manual_seed(SEED + list(STAGES).index(stage))
 
 
 def llama(shape: Shape, vocab_size: int, eos_id: int) -> LlamaForCausalLM:
@@ -107,8 +115,47 @@ def lr_at(step: int, stage: Stage, steps: int) -> float:
     return stage.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-def optimise(name: str, params, loss_fn, data, stage: Stage, scale: float, g: torch.Generator, device) -> list[float]:
-    """The shared training loop: AdamW, warm-up + cosine, gradient clipping; returns the loss curve."""
+def on_policy_mix(data: dict[str, torch.Tensor], continuations: torch.Tensor, share: float):
+    """A window sampler: each row is one of the target's continuations with probability ``share``, else corpus."""
+
+    def draw(batch: int, seq_len: int, g: torch.Generator) -> torch.Tensor:
+        rows = windows(data, batch, seq_len, g)
+        own = torch.rand(batch, generator=g) < share
+        picks = torch.randint(0, continuations.shape[0], (batch,), generator=g)
+        rows[own] = continuations[picks[own], : seq_len + 1]
+        return rows
+
+    return draw
+
+
+@torch.no_grad()
+def target_continuations(target, data: dict[str, torch.Tensor], n: int, prompt_len: int, new_tokens: int,
+                         batch: int, g: torch.Generator, device) -> torch.Tensor:
+    """(n, prompt_len + new_tokens) sequences: corpus prompts continued by the target itself.
+
+    Even batches decode greedily, odd ones sample at temperature 1, so the drafter learns
+    the target where both kinds of decoding take it. EOS is suppressed (min_new_tokens).
+    """
+    rows = []
+    for i in tqdm(range(0, n, batch), desc="target continuations", unit="batch"):
+        prompts = windows(data, min(batch, n - i), prompt_len - 1, g).to(device)
+        sampled = (i // batch) % 2 == 1
+        out = target.generate(
+            prompts, attention_mask=torch.ones_like(prompts), max_new_tokens=new_tokens, min_new_tokens=new_tokens,
+            do_sample=sampled, temperature=1.0 if sampled else None, top_k=0 if sampled else None, top_p=None,
+            pad_token_id=target.config.eos_token_id,
+        )
+        rows.append(out.cpu())
+    return torch.cat(rows)
+
+
+def optimise(name: str, params, loss_fn, data, stage: Stage, scale: float, g: torch.Generator, device,
+             draw=None) -> list[float]:
+    """The shared training loop: AdamW, warm-up + cosine, gradient clipping; returns the loss curve.
+
+    ``draw(batch, seq_len, g)`` supplies the (batch, seq_len + 1) windows; corpus windows by default.
+    """
+    draw = draw or (lambda batch, seq_len, g: windows(data, batch, seq_len, g))
     steps = max(int(stage.steps * scale), 1)
     params = [p for p in params if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=stage.lr, betas=(0.9, 0.95), weight_decay=0.1)
@@ -117,7 +164,7 @@ def optimise(name: str, params, loss_fn, data, stage: Stage, scale: float, g: to
     for step in bar:
         for group in opt.param_groups:
             group["lr"] = lr_at(step, stage, steps)
-        batch = windows(data, stage.batch, stage.seq_len, g).to(device)  # (B, T+1)
+        batch = draw(stage.batch, stage.seq_len, g).to(device)  # (B, T+1)
         loss = loss_fn(batch[:, :-1], batch[:, 1:])
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -227,7 +274,6 @@ def main(argv=None) -> None:
     ap.add_argument("--stages", default=",".join(STAGES), help="comma-separated subset of: " + ",".join(STAGES))
     args = ap.parse_args(argv)
     torch.manual_seed(SEED)
-    g = torch.Generator().manual_seed(SEED)
     device = torch.device(args.device)
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
@@ -248,11 +294,17 @@ def main(argv=None) -> None:
     stages = args.stages.split(",")
     write_heldout_prompts(corpus, out)
 
-    def run(name, model_params, loss, stage_key):
+    def run(name, model_params, loss, stage_key, draw=None, g=None):
         start = time.time()
-        losses = optimise(name, model_params, loss, train_data, STAGES[stage_key], args.scale, g, device)
+        g = g or stage_generator(stage_key)
+        losses = optimise(name, model_params, loss, train_data, STAGES[stage_key], args.scale, g, device, draw)
         return {"stage": asdict(STAGES[stage_key]), "steps": len(losses), "minutes": round((time.time() - start) / 60, 1),
                 "train_loss_first": round(losses[0], 3), "train_loss_last20": round(sum(losses[-20:]) / len(losses[-20:]), 3)}
+
+    def save_drafter(drafter, name, info):
+        drafter.eval()
+        info["heldout_loss"] = heldout_loss(lambda x: drafter(input_ids=x.to(device)).logits.cpu(), heldout_data)
+        save_model(drafter, tok_dir, out / name, common | {"shape": asdict(DRAFTER)} | info)
 
     target_dir = out / "target"
     if "target" in stages:
@@ -268,16 +320,26 @@ def main(argv=None) -> None:
     target = LlamaForCausalLM.from_pretrained(target_dir, dtype=torch.float32).to(device).eval()
     target.requires_grad_(False)
 
-    for name in ("drafter-small", "drafter-distilled"):
-        if name not in stages:
-            continue
-        torch.manual_seed(SEED + 1)  # both drafters start from the same initial weights
+    if "drafter-small" in stages:
+        torch.manual_seed(SEED + 1)
         drafter = llama(DRAFTER, len(tokenizer), eos).to(device)
-        loss = lm_loss(drafter) if name == "drafter-small" else distill_loss(drafter, target)
-        info = run(name, drafter.parameters(), loss, name)
-        drafter.eval()
-        info["heldout_loss"] = heldout_loss(lambda x: drafter(input_ids=x.to(device)).logits.cpu(), heldout_data)
-        save_model(drafter, tok_dir, out / name, common | {"shape": asdict(DRAFTER)} | info)
+        info = run("drafter-small", drafter.parameters(), lm_loss(drafter), "drafter-small")
+        save_drafter(drafter, "drafter-small", info)
+
+    if "drafter-distilled" in stages:
+        # DistillSpec: start from the pretrained drafter, distil on the target's own text too
+        drafter = LlamaForCausalLM.from_pretrained(out / "drafter-small", dtype=torch.float32).to(device)
+        start = time.time()
+        spec = ON_POLICY
+        n_seq = max(int(spec["sequences"] * args.scale), 2)
+        seq_len = STAGES["drafter-distilled"].seq_len
+        g = stage_generator("drafter-distilled")
+        torch.manual_seed(SEED + 3)  # the sampled continuations draw from the global generator
+        continuations = target_continuations(target, train_data, n_seq, spec["prompt_len"], seq_len + 1 - spec["prompt_len"], spec["batch"], g, device)
+        draw = on_policy_mix(train_data, continuations, spec["share"])
+        info = run("drafter-distilled", drafter.parameters(), distill_loss(drafter, target), "drafter-distilled", draw, g)
+        info["on_policy"] = spec | {"sequences": n_seq, "minutes_total": round((time.time() - start) / 60, 1), "init": "drafter-small"}
+        save_drafter(drafter, "drafter-distilled", info)
 
     if "medusa" in stages:
         torch.manual_seed(SEED + 2)

@@ -1,0 +1,76 @@
+"""Dynamic draft length: let the drafter's recent success set the next γ.
+
+transformers' ``num_assistant_tokens_schedule="heuristic"``
+(``AssistedCandidateGenerator.update_candidate_strategy`` in
+transformers/generation/candidate_generator.py), after each verification:
+
+    γ ← γ + 2            if every drafted token was accepted
+    γ ← max(1, γ − 1)    otherwise
+
+Long runs of agreement buy longer drafts; each rejection shortens the next one.
+The draft length changes only how many tokens a step may emit, never which
+tokens are emitted, so a lossless verifier stays lossless. The loop's own
+``gamma`` is the ceiling of every step: give ``generate_speculative`` a large
+one (up to its MAX_GAMMA) and let the schedule pick below it.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .base import Draft, ToProbs, as_drafter
+
+
+class HeuristicGamma:
+    """Wrap any drafter; draft min(γ, the γ the loop asks) tokens, then adapt γ from the verdict."""
+
+    def __init__(self, drafter, start: int = 5, max_gamma: int | None = None):
+        _check_gamma("start", start)
+        if max_gamma is not None:
+            _check_gamma("max_gamma", max_gamma)
+            if max_gamma < start:
+                raise ValueError(f"max_gamma ({max_gamma}) must be >= start ({start})")
+        self.inner = as_drafter(drafter)
+        self.name = f"{getattr(self.inner, 'name', type(self.inner).__name__)}+heuristic-γ"
+        self.may_abstain = getattr(self.inner, "may_abstain", False)
+        self.vocab_size = getattr(self.inner, "vocab_size", None)
+        self.start = start  # γ before the first step (transformers' num_assistant_tokens, 5 in 4.x)
+        self.max_gamma = max_gamma  # ceiling on the schedule's growth (None: only the loop's γ limits a step)
+        self.gamma = start  # the schedule's current γ
+        self.gamma_history: list[int] = []  # γ asked of the inner drafter at each step, for plots
+        if callable(getattr(self.inner, "observe_hidden", None)):  # a head that reads the target's hidden state
+            self.observe_hidden = self.inner.observe_hidden
+
+    @property
+    def model(self):
+        """The inner drafter's model (the loop checks its vocabulary and device), or None."""
+        return getattr(self.inner, "model", None)
+
+    @property
+    def lm(self):
+        """The inner drafter's cached LM (the loop counts its forwards), or None."""
+        return getattr(self.inner, "lm", None)
+
+    def propose(self, ids: torch.Tensor, gamma: int, to_probs: ToProbs, generator: torch.Generator | None) -> Draft:
+        gamma_step = min(self.gamma, gamma)
+        self.gamma_history.append(gamma_step)
+        return self.inner.propose(ids, gamma_step, to_probs, generator)
+
+    def observe(self, n_accepted: int, n_drafted: int) -> None:
+        """transformers' heuristic: +2 after a fully accepted draft, −1 (never below 1) otherwise."""
+        self.inner.observe(n_accepted, n_drafted)
+        if n_drafted == 0:  # nothing was drafted (the loop's last token, or an abstaining drafter): no evidence
+            return
+        if n_accepted == n_drafted:
+            self.gamma += 2
+            if self.max_gamma is not None:
+                self.gamma = min(self.gamma, self.max_gamma)
+        else:
+            self.gamma = max(1, self.gamma - 1)
+
+
+def _check_gamma(option: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{option} must be an int, got {value!r}")
+    if value < 1:
+        raise ValueError(f"{option} must be >= 1, got {value}")

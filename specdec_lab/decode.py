@@ -14,9 +14,10 @@ from dataclasses import dataclass
 
 import torch
 
-from .drafters.base import Draft, as_drafter
+from .drafters.base import Draft, DraftTree, as_drafter
 from .models import CachedLM, check_causal_lm, check_same_vocabulary, max_context, vocab_size
 from .sampling import SamplingConfig, check_finite_logits, one_hot, probs_from_logits, sample
+from .tree import check_parents, depths
 from .trace import BONUS, CORRECTED, PLAIN, GenerationOutput, StepRecord, summarize, top_at_stop
 from .verifiers import get_verifier
 
@@ -36,13 +37,20 @@ class TokenRule:
     eos_ids: tuple[int, ...]  # token ids that end generation
     min_new_tokens: int  # EOS is impossible before this many new tokens
 
-    def probs(self, logits: torch.Tensor, first_index: int, who: str = "target") -> torch.Tensor:
-        """(T, V) logits whose rows predict new tokens first_index, first_index+1, ... -> (T, V)."""
+    def probs(self, logits: torch.Tensor, first_index: int | torch.Tensor, who: str = "target") -> torch.Tensor:
+        """(T, V) logits whose rows predict new tokens first_index, first_index+1, ... -> (T, V).
+
+        ``first_index`` may instead be a (T,) tensor with each row's new-token index (tree rows).
+        """
         check_finite_logits(logits, who)
-        n_masked = min(self.min_new_tokens - first_index, logits.shape[0])
-        if n_masked > 0 and self.eos_ids:
+        if isinstance(first_index, int):
+            if first_index >= self.min_new_tokens:  # the common case: no EOS mask
+                return probs_from_logits(logits, self.sampling)
+            first_index = first_index + torch.arange(logits.shape[0])
+        masked = (first_index < self.min_new_tokens).to(logits.device)  # (T,)
+        if bool(masked.any()) and self.eos_ids:
             logits = logits.clone()
-            logits[:n_masked, list(self.eos_ids)] = float("-inf")
+            logits[masked.nonzero()[:, 0].unsqueeze(1), torch.tensor(self.eos_ids, device=logits.device)] = float("-inf")
         return probs_from_logits(logits, self.sampling)
 
 
@@ -201,40 +209,68 @@ def generate_speculative(
     elif getattr(drafter, "vocab_size", None) not in (None, vocab_size(target)):
         raise ValueError(f"drafter vocabulary ({drafter.vocab_size}) differs from the target's ({vocab_size(target)})")
 
+    tree_mode = bool(getattr(verifier, "tree", False))
+    drafter_name = getattr(drafter, "name", type(drafter).__name__)
+    if tree_mode and not callable(getattr(drafter, "propose_tree", None)):
+        raise ValueError(
+            f"verifier {verifier.name!r} checks a tree of drafts, but drafter {drafter_name!r} cannot branch "
+            "(it has no propose_tree); pick a linear verifier or a drafter that branches"
+        )
+    wants_hidden = callable(getattr(drafter, "observe_hidden", None))  # self-drafting heads read the target's state
+
     lm = CachedLM(target)
     drafter_forwards_before = _drafter_forwards(drafter)
     steps: list[StepRecord] = []
     n_new = 0
     start = time.perf_counter()
     if ids.shape[0] > 1:
-        lm.forward(ids[:-1], last_only=True)  # prefill all but the last token (the invariant)
+        prefill = lm.forward(ids[:-1], last_only=True, hidden=wants_hidden)  # all but the last token (the invariant)
+        if wants_hidden:
+            drafter.observe_hidden(prefill[1][-1])
     while n_new < max_new_tokens:
         gamma_step = min(gamma, max_new_tokens - n_new - 1)
+        past = lm.length  # = len(ids) − 1: the root (last token) is fed now
         t0 = time.perf_counter()
-        draft = _propose(drafter, ids, gamma_step, rule, n_new, generator)
-        draft = _cut_after_eos(draft, rule.eos_ids)
+        if tree_mode:
+            tree = _propose_tree(drafter, ids, verifier.branching_for(gamma_step), rule, n_new, generator)
+            parents = torch.cat([tree.parents.new_full((1,), -1), torch.where(tree.parents < 0, 0, tree.parents + 1)])
+        else:
+            draft = _cut_after_eos(_propose(drafter, ids, gamma_step, rule, n_new, generator), rule.eos_ids)
+            tree, parents = DraftTree.chain(draft), None
         _sync(lm.device)
         t1 = time.perf_counter()
 
-        logits = lm.forward(torch.cat([ids[-1:], draft.tokens]))  # (γ'+1, V)
-        p = rule.probs(logits, n_new)  # (γ'+1, V)
-        verdict = verifier.verify(draft, p, generator)
-        lm.rollback(len(draft) - verdict.n_accepted)
-        drafter.observe(verdict.n_accepted, len(draft))
+        out = lm.forward(torch.cat([ids[-1:], tree.tokens]), parents=parents, hidden=wants_hidden)  # (N+1, V)
+        logits, hidden = out if wants_hidden else (out, None)
+        row_index = n_new + (depths(parents) if tree_mode else torch.arange(len(tree) + 1))  # new-token index of each row
+        p = rule.probs(logits, row_index)
+        if tree_mode:
+            verdict = verifier.verify(tree, p, generator)
+            lm.keep(past + 1, [past + 1 + j for j in verdict.path])
+            shown, last_row = verdict.shown, (verdict.path[-1] + 1 if verdict.path else 0)
+        else:
+            verdict = verifier.verify(draft, p, generator)
+            lm.rollback(len(draft) - verdict.n_accepted)
+            shown, last_row = list(range(len(draft))), verdict.n_accepted
+        n = verdict.n_accepted
+        drafter.observe(n, len(shown))
+        if wants_hidden:
+            drafter.observe_hidden(hidden[last_row])
         emitted = _ends(verdict.tokens, rule.eos_ids)
         t2 = time.perf_counter()
 
-        n = verdict.n_accepted
         q_stop = None  # q at the position the target's own token was drawn (none after a full acceptance)
-        if n < len(draft):
-            q_stop = draft.q[n] if draft.q is not None else one_hot(draft.tokens[n], p.shape[-1])
+        if n < len(shown):
+            stop_node = shown[n]
+            q_stop = tree.q[stop_node] if tree.q is not None else one_hot(tree.tokens[stop_node], p.shape[-1])
         steps.append(
             StepRecord(
-                context_len=ids.shape[0], draft=draft.tokens.tolist(), q_draft=verdict.q_draft, p_draft=verdict.p_draft,
+                context_len=ids.shape[0], draft=tree.tokens[shown].tolist(), q_draft=verdict.q_draft, p_draft=verdict.p_draft,
                 accept_prob=verdict.accept_prob, uniforms=verdict.uniforms, decisions=verdict.decisions,
                 n_accepted=n, emitted=emitted, next_token=verdict.tokens[-1],
-                next_kind=PLAIN if len(draft) == 0 else (BONUS if verdict.bonus else CORRECTED),
-                draft_time_s=t1 - t0, verify_time_s=t2 - t1, top_at_stop=top_at_stop(p[n], q_stop),
+                next_kind=PLAIN if len(tree) == 0 else (BONUS if verdict.bonus else CORRECTED),
+                draft_time_s=t1 - t0, verify_time_s=t2 - t1, top_at_stop=top_at_stop(p[last_row], q_stop),
+                tree=_tree_record(tree, verdict) if tree_mode else None,
             )
         )
         ids = torch.cat([ids, torch.tensor(emitted, dtype=torch.long, device=ids.device)])
@@ -268,6 +304,28 @@ def _propose(drafter, ids: torch.Tensor, gamma: int, rule: TokenRule, n_new: int
     if draft.q is not None and draft.q.shape[0] != len(draft):
         raise ValueError(f"drafter {name!r} gave {draft.q.shape[0]} q rows for {len(draft)} tokens")
     return Draft(draft.tokens.to(device=ids.device, dtype=torch.long), draft.q)
+
+
+def _propose_tree(drafter, ids: torch.Tensor, branching: tuple[int, ...], rule: TokenRule, n_new: int, generator) -> DraftTree:
+    """Ask a branching drafter for a tree at most len(branching) deep and check what comes back."""
+    if not branching:
+        return DraftTree(tokens=ids.new_empty(0), parents=ids.new_empty(0))
+    name = getattr(drafter, "name", type(drafter).__name__)
+    tree = drafter.propose_tree(ids, branching, lambda logits, i: rule.probs(logits, n_new + i, who="drafter"), generator)
+    if not isinstance(tree, DraftTree):
+        raise TypeError(f"drafter {name!r} returned {type(tree).__name__} from propose_tree, expected a DraftTree")
+    check_parents(tree.parents)
+    if len(tree) and int(depths(tree.parents).max()) >= len(branching):
+        raise ValueError(f"drafter {name!r} proposed a tree deeper than the {len(branching)} levels asked for")
+    if len(tree) == 0 and not getattr(drafter, "may_abstain", False):
+        raise ValueError(f"drafter {name!r} proposed no tokens when asked for a tree")
+    return DraftTree(tree.tokens.to(device=ids.device, dtype=torch.long), tree.parents.to(device=ids.device, dtype=torch.long), tree.q)
+
+
+def _tree_record(tree: DraftTree, verdict) -> dict:
+    """What the tree view draws: every node, its parent, the outcome, and the accepted path."""
+    return {"tokens": tree.tokens.tolist(), "parents": tree.parents.tolist(), "decisions": verdict.node_decisions,
+            "accept_prob": verdict.node_accept_prob, "path": verdict.path}
 
 
 def _cut_after_eos(draft: Draft, eos_ids: tuple[int, ...]) -> Draft:

@@ -13,6 +13,8 @@ import inspect
 import torch
 from transformers import DynamicCache
 
+from .tree import ancestor_mask, check_parents, depths
+
 
 def _forward_params(model) -> set[str]:
     return set(inspect.signature(model.forward).parameters)
@@ -104,15 +106,61 @@ class CachedLM:
         return self.cache.get_seq_length()
 
     @torch.inference_mode()
-    def forward(self, new_ids: torch.Tensor, last_only: bool = False) -> torch.Tensor:
-        """(T,) new token ids -> (T, V) logits (or (1, V) with last_only); the cache grows by T."""
+    def forward(self, new_ids: torch.Tensor, last_only: bool = False, parents: torch.Tensor | None = None,
+                hidden: bool = False):
+        """(T,) new token ids -> (T, V) logits (or (1, V) with last_only); the cache grows by T.
+
+        ``parents`` (T,) feeds the new tokens as a token tree (see tree.py): token j sits at
+        position length + depth(j) and attends to the cache and its own ancestors only.
+        ``hidden=True`` also returns the (T, d) hidden states the output head read
+        (after the final norm), which self-drafting heads (Medusa) work from.
+        """
         kwargs = {self._cache_kw: self.cache, "use_cache": True}
         if self._has_logits_to_keep:
             kwargs["logits_to_keep"] = 1 if last_only else 0
-        out = self.model(input_ids=new_ids.unsqueeze(0), **kwargs)
+        if parents is not None:
+            kwargs.update(self._tree_inputs(parents))
+        captured = []
+        hook = None
+        if hidden:
+            hook = self.model.get_output_embeddings().register_forward_pre_hook(lambda m, args: captured.append(args[0]))
+        try:
+            out = self.model(input_ids=new_ids.unsqueeze(0), **kwargs)
+        finally:
+            if hook is not None:
+                hook.remove()
         self.forward_count += 1
         logits = out.logits[0]  # (T, V)
-        return logits[-1:] if last_only else logits
+        logits = logits[-1:] if last_only else logits
+        if hidden:
+            return logits, captured[0][0][-logits.shape[0]:]  # (T or 1, d)
+        return logits
+
+    def _tree_inputs(self, parents: torch.Tensor) -> dict:
+        """Tree position ids and a 4-D additive attention mask for a forward over a token tree."""
+        check_parents(parents)
+        past = self.length
+        n = parents.shape[0]
+        positions = past + depths(parents)  # (T,)
+        keep = torch.ones(n, past + n, dtype=torch.bool, device=self.device)
+        keep[:, past:] = ancestor_mask(parents.to(self.device))
+        dtype = self.model.dtype
+        mask = torch.zeros(n, past + n, dtype=dtype, device=self.device).masked_fill(~keep, torch.finfo(dtype).min)
+        return {"position_ids": positions.to(self.device).unsqueeze(0), "attention_mask": mask[None, None]}
+
+    def keep(self, start: int, indices: list[int]) -> None:
+        """Keep the first ``start`` cached tokens plus those at ``indices`` (>= start, ascending); drop the rest.
+
+        After a tree verification this leaves the prefix and the accepted path only.
+        """
+        if any(i < start or i >= self.length for i in indices) or sorted(indices) != list(indices):
+            raise ValueError(f"cannot keep cache positions {indices} after {start} in a cache of {self.length}")
+        index = torch.tensor(list(range(start)) + list(indices), dtype=torch.long, device=self.device)
+        for layer in self.cache.layers:
+            if type(layer).__name__ != "DynamicLayer":
+                raise TypeError(f"tree verification needs a full-attention KV cache, got {type(layer).__name__}")
+            layer.keys = layer.keys.index_select(-2, index)
+            layer.values = layer.values.index_select(-2, index)
 
     def rollback(self, n_tokens: int) -> None:
         """Drop the last n_tokens from the cache (a rejected draft)."""

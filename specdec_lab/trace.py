@@ -33,6 +33,7 @@ class StepRecord:
     top_at_stop: list[tuple[int, float, float]] = field(default_factory=list)
     # (token, p, q) for the most likely tokens under p or q at the position the
     # target's own token was drawn (first rejection, or the bonus position: q = 0 there)
+    tree: dict | None = None  # tree-verified steps: every node's token, parent, decision; the accepted path
 
 
 @dataclass

@@ -216,7 +216,9 @@ def generate_speculative(
             f"verifier {verifier.name!r} checks a tree of drafts, but drafter {drafter_name!r} cannot branch "
             "(it has no propose_tree); pick a linear verifier or a drafter that branches"
         )
-    wants_hidden = callable(getattr(drafter, "observe_hidden", None))  # self-drafting heads read the target's state
+    # self-drafting heads read the target's state: observe_hidden gets the (k, d) final hidden states
+    # of the k tokens the target consumed that stay in the sequence (prompt, then root + accepted drafts)
+    wants_hidden = callable(getattr(drafter, "observe_hidden", None))
 
     lm = CachedLM(target)
     drafter_forwards_before = _drafter_forwards(drafter)
@@ -224,9 +226,9 @@ def generate_speculative(
     n_new = 0
     start = time.perf_counter()
     if ids.shape[0] > 1:
-        prefill = lm.forward(ids[:-1], last_only=True, hidden=wants_hidden)  # all but the last token (the invariant)
+        prefill = lm.forward(ids[:-1], last_only=not wants_hidden, hidden=wants_hidden)  # all but the last token (the invariant)
         if wants_hidden:
-            drafter.observe_hidden(prefill[1][-1])
+            drafter.observe_hidden(prefill[1])  # (len − 1, d): every prompt token but the last
     while n_new < max_new_tokens:
         gamma_step = min(gamma, max_new_tokens - n_new - 1)
         past = lm.length  # = len(ids) − 1: the root (last token) is fed now
@@ -254,8 +256,9 @@ def generate_speculative(
             shown, last_row = list(range(len(draft))), verdict.n_accepted
         n = verdict.n_accepted
         drafter.observe(n, len(shown))
-        if wants_hidden:
-            drafter.observe_hidden(hidden[last_row])
+        if wants_hidden:  # the rows of the tokens that stay: the root and the accepted drafts
+            kept_rows = [0] + ([j + 1 for j in verdict.path] if tree_mode else list(range(1, n + 1)))
+            drafter.observe_hidden(hidden[kept_rows])  # (n + 1, d)
         emitted = _ends(verdict.tokens, rule.eos_ids)
         t2 = time.perf_counter()
 

@@ -51,7 +51,8 @@ class MedusaDrafter:
         return len(self.heads.blocks)
 
     def observe_hidden(self, hidden: torch.Tensor) -> None:
-        self.hidden = hidden
+        """(k, d) states of the tokens the target just consumed; the heads read the last one."""
+        self.hidden = hidden[-1]
 
     def observe(self, n_accepted: int, n_drafted: int) -> None:
         """Nothing to adapt: the next hidden state arrives through observe_hidden."""

@@ -6,13 +6,18 @@ c = drafter cost relative to the target.
 """
 
 from .decode import generate_autoregressive, generate_speculative
-from .drafters import Draft, ModelDrafter
+from .drafters import Draft, DraftTree, ModelDrafter
+from .registry import DRAFTERS, VERIFIERS, build_drafter, build_verifier
 from .sampling import SamplingConfig, probs_from_logits
 from .trace import GenerationOutput, StepRecord, Stats
-from .verifiers import GreedyMatch, SpeculativeSampling, Verdict
+from .tree_verifiers import TreeGreedy, TreeSpeculative
+from .verifiers import GreedyMatch, SpeculativeSampling, TopKMatch, TypicalAcceptance, Verdict
 
 __all__ = [
+    "DRAFTERS",
+    "VERIFIERS",
     "Draft",
+    "DraftTree",
     "GenerationOutput",
     "GreedyMatch",
     "ModelDrafter",
@@ -20,7 +25,13 @@ __all__ = [
     "SpeculativeSampling",
     "StepRecord",
     "Stats",
+    "TopKMatch",
+    "TreeGreedy",
+    "TreeSpeculative",
+    "TypicalAcceptance",
     "Verdict",
+    "build_drafter",
+    "build_verifier",
     "generate_autoregressive",
     "generate_speculative",
     "probs_from_logits",

@@ -261,17 +261,14 @@ def _decisions(n_accepted: int, gamma: int) -> list[str]:
     return [ACCEPTED] * n_accepted + [REJECTED] + [UNCHECKED] * (gamma - n_accepted - 1)
 
 
-VERIFIERS: dict[str, type] = {v.name: v for v in (SpeculativeSampling, GreedyMatch, TypicalAcceptance, TopKMatch)}
-
-
 def get_verifier(verifier) -> Verifier:
-    """None -> speculative sampling; a name -> that verifier with its default options; an object with .verify -> itself."""
+    """None -> speculative sampling; a registry name -> that verifier with its default options; an object with .verify -> itself."""
     if verifier is None:
         return SpeculativeSampling()
     if isinstance(verifier, str):
-        if verifier not in VERIFIERS:
-            raise ValueError(f"unknown verifier {verifier!r}; valid names: {', '.join(sorted(VERIFIERS))}")
-        return VERIFIERS[verifier]()
+        from .registry import build_verifier  # the registry lists every verifier, tree ones too; it imports this module
+
+        return build_verifier(verifier)
     if not callable(getattr(verifier, "verify", None)):
         raise TypeError(f"verifier must be None, a name or an object with .verify(), got {type(verifier).__name__}")
     return verifier

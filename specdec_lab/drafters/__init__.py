@@ -1,6 +1,14 @@
 """Drafters: anything that proposes the next γ tokens. One file per method."""
 
 from .base import Draft, Drafter, DraftTree, TreeDrafter, as_drafter
+from .dynamic import HeuristicGamma
+from .early_exit import early_exit_drafter
+from .medusa import MedusaDrafter
+from .prompt_lookup import PromptLookupDrafter
+from .retrieval import RetrievalDrafter
 from .small_model import ModelDrafter
 
-__all__ = ["Draft", "DraftTree", "Drafter", "TreeDrafter", "ModelDrafter", "as_drafter"]
+__all__ = [
+    "Draft", "DraftTree", "Drafter", "HeuristicGamma", "MedusaDrafter", "ModelDrafter", "PromptLookupDrafter",
+    "RetrievalDrafter", "TreeDrafter", "as_drafter", "early_exit_drafter",
+]

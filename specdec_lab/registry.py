@@ -1,0 +1,156 @@
+"""Every drafting and verification method of the workbook, by name: the survey's taxonomy in one table.
+
+Xia et al. (2024), "Unlocking Efficiency in LLM Inference", sorts drafters into
+*independent* drafting (a separate model or datastore proposes) and *self-drafting*
+(the target itself, its extra heads, or its own context proposes), and verifiers
+into lossless and relaxed (lossy) rules. Widgets, benchmarks and notebooks list
+methods from here, so a new method shows up everywhere once it is registered.
+
+    build_drafter("distilled", target)                  # -> a drafter object for generate_speculative
+    build_drafter("prompt-lookup", target, max_ngram=4)
+    build_verifier("typical", epsilon=0.05)
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sysconfig
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from .drafters.dynamic import HeuristicGamma
+from .drafters.early_exit import early_exit_drafter
+from .drafters.medusa import MedusaDrafter
+from .drafters.prompt_lookup import PromptLookupDrafter
+from .drafters.retrieval import RetrievalDrafter
+from .drafters.small_model import ModelDrafter
+from .loading import ZOO_DIR, load_model
+from .tree_verifiers import TreeGreedy, TreeSpeculative
+from .verifiers import GreedyMatch, SpeculativeSampling, TopKMatch, TypicalAcceptance
+
+INDEPENDENT, SELF = "independent", "self-drafting"
+
+
+@dataclass(frozen=True)
+class DrafterEntry:
+    name: str
+    family: str  # INDEPENDENT or SELF
+    needs_training: bool  # False: works on any target as is (lookup tables, the target's own layers)
+    branches: bool  # can propose token trees (tree verifiers need it)
+    summary: str
+    build: Callable  # (target, tokenizer, **options) -> drafter
+
+
+@dataclass(frozen=True)
+class VerifierEntry:
+    name: str
+    lossless: bool  # True: output has exactly the target's distribution (greedy ones: its greedy output)
+    tree: bool  # verifies a token tree in one forward
+    summary: str
+    build: Callable  # (**options) -> verifier
+
+
+def _model_drafter(default: str, name: str):
+    def build(target, tokenizer=None, model: str = default, **options):
+        drafter_model, drafter_tokenizer = load_model(model, target.device, target.dtype) if isinstance(model, str) else (model, None)
+        return ModelDrafter(drafter_model, drafter_tokenizer, tokenizer, name=name, **options)
+
+    return build
+
+
+def _zoo_exit_layer() -> int:
+    card = ZOO_DIR / "target" / "training.json"
+    return json.loads(card.read_text())["exit_layer"] if card.exists() else 2
+
+
+def _early_exit(target, tokenizer=None, exit_layer: int | None = None):
+    return early_exit_drafter(target, _zoo_exit_layer() if exit_layer is None else exit_layer)
+
+
+def _medusa(target, tokenizer=None, folder: str | Path = ZOO_DIR / "medusa"):
+    return MedusaDrafter.from_folder(target, folder)
+
+
+@functools.lru_cache(maxsize=2)
+def _stdlib_datastore(tokenizer, max_chars: int) -> tuple[tuple[int, ...], ...]:
+    """The running Python's standard library source, tokenized: a datastore every machine has offline."""
+    texts, total = [], 0
+    for path in sorted(Path(sysconfig.get_paths()["stdlib"]).glob("*.py")):
+        text = path.read_text(encoding="utf-8", errors="replace")
+        texts.append(text)
+        total += len(text)
+        if total >= max_chars:
+            break
+    return tuple(tuple(tokenizer(t, add_special_tokens=False, verbose=False)["input_ids"]) for t in texts)
+
+
+def _retrieval(target, tokenizer=None, texts=None, datastore_ids=None, max_chars: int = 400_000, **options):
+    """REST over ``texts`` (or token ids); by default over the Python standard library's source."""
+    if datastore_ids is None:
+        if tokenizer is None:
+            raise ValueError("the retrieval drafter needs the target's tokenizer (or datastore_ids) to build its datastore")
+        if texts is None:
+            datastore_ids = [list(doc) for doc in _stdlib_datastore(tokenizer, max_chars)]
+        else:
+            return RetrievalDrafter.from_texts(texts, tokenizer, **options)
+    return RetrievalDrafter(datastore_ids, **options)
+
+
+DRAFTERS: dict[str, DrafterEntry] = {e.name: e for e in [
+    DrafterEntry("small-model", INDEPENDENT, True, True,
+                 "a small LM of the same family drafts autoregressively (Leviathan et al. 2023)",
+                 _model_drafter("zoo:drafter-small", "small-model")),
+    DrafterEntry("distilled", INDEPENDENT, True, True,
+                 "the same small LM distilled on the target's own distributions (DistillSpec, Zhou et al. 2024)",
+                 _model_drafter("zoo:drafter-distilled", "distilled")),
+    DrafterEntry("distilled+heuristic-γ", INDEPENDENT, True, False,
+                 "distilled drafter, γ adapted per step: +2 after a full acceptance, −1 otherwise (transformers)",
+                 lambda target, tokenizer=None, **o: HeuristicGamma(_model_drafter("zoo:drafter-distilled", "distilled")(target, tokenizer), **o)),
+    DrafterEntry("distilled+confidence", INDEPENDENT, True, True,
+                 "distilled drafter that stops drafting once its top probability falls below 0.4 (transformers)",
+                 lambda target, tokenizer=None, stop_below=0.4: _model_drafter("zoo:drafter-distilled", "distilled+confidence")(target, tokenizer, stop_below=stop_below)),
+    DrafterEntry("retrieval", INDEPENDENT, False, True,
+                 "REST: continuations of the longest matching suffix in a datastore of text (He et al. 2023)",
+                 _retrieval),
+    DrafterEntry("early-exit", SELF, True, True,
+                 "the target's first layers + its head draft; the full target verifies (LayerSkip, Elhoushi et al. 2024)",
+                 _early_exit),
+    DrafterEntry("medusa", SELF, True, True,
+                 "extra heads on the target's last hidden state guess the next K tokens at once (Cai et al. 2024)",
+                 _medusa),
+    DrafterEntry("prompt-lookup", SELF, False, True,
+                 "copy what followed the last n-gram earlier in the prompt or output (Saxena 2023)",
+                 lambda target, tokenizer=None, **o: PromptLookupDrafter(**o)),
+]}
+
+VERIFIERS: dict[str, VerifierEntry] = {e.name: e for e in [
+    VerifierEntry("greedy", True, False, "keep drafts equal to the target's argmax (lossless for greedy decoding)", GreedyMatch),
+    VerifierEntry("speculative", True, False,
+                  "accept x with min(1, p(x)/q(x)), resample from norm(max(0, p − q)); q one-hot for deterministic drafts",
+                  SpeculativeSampling),
+    VerifierEntry("typical", False, False, "LOSSY: accept x if p(x) > min(ε, δ·exp(−H(p))) (Medusa)", TypicalAcceptance),
+    VerifierEntry("topk-tau", False, False, "LOSSY: accept x in the target's top-β within τ nats of the best (SpecDec)", TopKMatch),
+    VerifierEntry("tree-greedy", True, True, "a tree of drafts in one forward; follow the argmax child (Medusa, SpecInfer)", TreeGreedy),
+    VerifierEntry("tree-speculative", True, True,
+                  "a tree of drafts in one forward; try children in turn, p ← norm(max(0, p − q)) (SpecInfer)", TreeSpeculative),
+]}
+
+
+def _unknown(kind: str, name, table: dict) -> ValueError:
+    return ValueError(f"unknown {kind} {name!r}; valid names: {', '.join(table)}")
+
+
+def build_drafter(name: str, target, tokenizer=None, **options):
+    """A ready drafter for ``target`` by registry name; ``options`` go to the method (e.g. max_ngram, exit_layer)."""
+    if name not in DRAFTERS:
+        raise _unknown("drafter", name, DRAFTERS)
+    return DRAFTERS[name].build(target, tokenizer, **options)
+
+
+def build_verifier(name: str, **options):
+    """A verifier by registry name, with its options (e.g. epsilon for typical, width for trees)."""
+    if name not in VERIFIERS:
+        raise _unknown("verifier", name, VERIFIERS)
+    return VERIFIERS[name].build(**options)

@@ -1,0 +1,96 @@
+"""Every drafter × verifier of the registry on the zoo: acceptance, tokens per step, target calls, speed.
+
+    python benchmarks/bench_catalogue.py [--prompts 4] [--new-tokens 64] [--gamma 4] [--write docs/catalogue.md]
+
+For each temperature (0 and 1) and each combination the registry allows, the zoo target
+decodes the same held-out prompts (half Shakespeare, half Python) to the same length; an
+autoregressive run of the same prompt is timed right before each speculative run, so
+``speed`` = (autoregressive ms/token) / (speculative ms/token) is a ratio measured side by
+side. α = accepted / drafted (for trees: along the branch shown in the trace), τ = new tokens
+per step (the target's own token included). The greedy rules ignore the temperature (their
+output is the target's greedy output), so they appear at T = 0 only. Figures, not assertions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import time
+from pathlib import Path
+
+import torch
+import transformers
+
+from specdec_lab import DRAFTERS, VERIFIERS, build_drafter, generate_autoregressive, generate_speculative
+from specdec_lab.loading import load_model
+from specdec_lab.zoo.report import heldout_prompts
+
+
+def measure(target, tokenizer, name, verifier, prompts, gamma, n, temperature) -> dict:
+    drafter = build_drafter(name, target, tokenizer)
+    t_base = t_spec = 0.0
+    accepted = drafted = steps = forwards = tokens = 0
+    for seed, ids in enumerate(prompts):
+        start = time.perf_counter()
+        generate_autoregressive(target, ids, max_new_tokens=n, min_new_tokens=n, temperature=temperature, seed=seed)
+        t_base += time.perf_counter() - start
+        start = time.perf_counter()
+        out = generate_speculative(target, drafter, ids, gamma=gamma, max_new_tokens=n, min_new_tokens=n,
+                                   temperature=temperature, seed=seed, verifier=verifier)
+        t_spec += time.perf_counter() - start
+        s = out.stats
+        accepted, drafted, steps = accepted + s.accepted, drafted + s.drafted, steps + s.steps
+        forwards, tokens = forwards + s.target_forwards, tokens + s.new_tokens
+    return {"alpha": accepted / drafted if drafted else float("nan"), "tau": tokens / steps,
+            "forwards_per_100": 100 * forwards / tokens, "speed": t_base / t_spec, "ms_per_token": 1000 * t_spec / tokens}
+
+
+def table(rows: list[dict]) -> str:
+    lines = ["| T | drafter | family | verifier | lossless | α | τ | target forwards / 100 tokens | speed vs autoregressive |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['T']:g} | {r['drafter']} | {DRAFTERS[r['drafter']].family} | {r['verifier']} | "
+                     f"{'yes' if VERIFIERS[r['verifier']].lossless else '**no**'} | {r['alpha']:.2f} | {r['tau']:.2f} | "
+                     f"{r['forwards_per_100']:.0f} | {r['speed']:.2f}× |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--prompts", type=int, default=4)
+    ap.add_argument("--new-tokens", type=int, default=64)
+    ap.add_argument("--gamma", type=int, default=4)
+    ap.add_argument("--temperatures", default="0,1")
+    ap.add_argument("--write", type=Path, default=None, help="also write the table as Markdown to this file")
+    args = ap.parse_args()
+    target, tokenizer = load_model("zoo:target", "cpu")
+    texts = heldout_prompts()
+    chosen = texts[: (args.prompts + 1) // 2] + texts[16 : 16 + args.prompts // 2]  # Shakespeare, then Python
+    prompts = [tokenizer(t)["input_ids"] for t in chosen]
+    generate_autoregressive(target, prompts[0], max_new_tokens=8)  # warm-up
+    header = (f"zoo target on {platform.machine()} ({torch.get_num_threads()} threads), torch {torch.__version__}, "
+              f"transformers {transformers.__version__}; {len(prompts)} held-out prompts × {args.new_tokens} new tokens, "
+              f"γ = {args.gamma}; trees: verifier default shape (2 candidates for the first token)")
+    print("#", header)
+    rows = []
+    for temperature in (float(t) for t in args.temperatures.split(",")):
+        for name, entry in DRAFTERS.items():
+            for verifier, v_entry in VERIFIERS.items():
+                if (v_entry.tree and not entry.branches) or (temperature > 0 and "greedy" in verifier):
+                    continue  # greedy rules ignore the temperature: their T > 0 rows would repeat T = 0
+                row = {"T": temperature, "drafter": name, "verifier": verifier}
+                row |= measure(target, tokenizer, name, verifier, prompts, args.gamma, args.new_tokens, temperature)
+                rows.append(row)
+                print(f"T={temperature:g} {name:24s} {verifier:18s} α={row['alpha']:.2f} τ={row['tau']:.2f} "
+                      f"fwd/100={row['forwards_per_100']:.0f} speed={row['speed']:.2f}x", flush=True)
+    md = table(rows)
+    print(md)
+    if args.write:
+        args.write.parent.mkdir(parents=True, exist_ok=True)
+        command = "python benchmarks/bench_catalogue.py " + " ".join(
+            f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if v is not None)
+        args.write.write_text(f"# The catalogue on the zoo, measured\n\n`{command}`\n\n{header}.\n\n{md}\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 
 from .drafters.base import Draft, DraftTree, as_drafter
-from .models import CachedLM, check_causal_lm, check_same_vocabulary, max_context, vocab_size
+from .models import CachedLM, check_causal_lm, check_same_vocabulary, max_context, vocab_size, with_side_branch
 from .sampling import SamplingConfig, check_finite_logits, one_hot, probs_from_logits, sample
 from .tree import check_parents, depths
 from .trace import BONUS, CORRECTED, PLAIN, GenerationOutput, StepRecord, summarize, top_at_stop
@@ -219,6 +219,8 @@ def generate_speculative(
     # self-drafting heads read the target's state: observe_hidden gets the (k, d) final hidden states
     # of the k tokens the target consumed that stay in the sequence (prompt, then root + accepted drafts)
     wants_hidden = callable(getattr(drafter, "observe_hidden", None))
+    # a side branch (lookahead decoding) rides along in the verification forward; see drafters/base.py
+    side_branch = callable(getattr(drafter, "lookahead_inputs", None))
 
     lm = CachedLM(target)
     drafter_forwards_before = _drafter_forwards(drafter)
@@ -239,11 +241,22 @@ def generate_speculative(
         else:
             draft = _cut_after_eos(_propose(drafter, ids, gamma_step, rule, n_new, generator), rule.eos_ids)
             tree, parents = DraftTree.chain(draft), None
+        side = _lookahead_inputs(drafter, ids, vocab_size(target), max_context(target)) if side_branch else None
         _sync(lm.device)
         t1 = time.perf_counter()
 
-        out = lm.forward(torch.cat([ids[-1:], tree.tokens]), parents=parents, hidden=wants_hidden)  # (N+1, V)
+        feed = torch.cat([ids[-1:], tree.tokens])  # (N+1,) the root, then the drafts
+        if side is None:
+            out = lm.forward(feed, parents=parents, hidden=wants_hidden)  # (N+1, V)
+        else:  # the side tokens come last, see only the prefix, the root and each other, and leave the cache at once
+            chain = torch.arange(-1, len(tree), device=ids.device)
+            attend, depth = with_side_branch(parents if tree_mode else chain, side[1], side[2])
+            out = lm.forward(torch.cat([feed, side[0]]), attend=attend, depth=depth, hidden=wants_hidden)  # (N+1+M, V)
+            lm.rollback(side[0].shape[0])  # before the drafts' rollback / keep, which assume the drafts come last
         logits, hidden = out if wants_hidden else (out, None)
+        if side is not None:  # only the tree rows take part in verification
+            logits, side_logits = logits[: len(feed)], logits[len(feed):]  # (N+1, V), (M, V)
+            hidden = None if hidden is None else hidden[: len(feed)]
         row_index = n_new + (depths(parents) if tree_mode else torch.arange(len(tree) + 1))  # new-token index of each row
         p = rule.probs(logits, row_index)
         if tree_mode:
@@ -278,6 +291,8 @@ def generate_speculative(
         )
         ids = torch.cat([ids, torch.tensor(emitted, dtype=torch.long, device=ids.device)])
         n_new += len(emitted)
+        if side is not None:
+            drafter.observe_lookahead(side_logits, ids)  # Jacobi update of the window, n-gram harvest
         if len(emitted) < len(verdict.tokens) or emitted[-1] in rule.eos_ids:
             break
     wall = time.perf_counter() - start
@@ -323,6 +338,22 @@ def _propose_tree(drafter, ids: torch.Tensor, branching: tuple[int, ...], rule: 
     if len(tree) == 0 and not getattr(drafter, "may_abstain", False):
         raise ValueError(f"drafter {name!r} proposed no tokens when asked for a tree")
     return DraftTree(tree.tokens.to(device=ids.device, dtype=torch.long), tree.parents.to(device=ids.device, dtype=torch.long), tree.q)
+
+
+def _lookahead_inputs(drafter, ids: torch.Tensor, vocab: int, context: int | None):
+    """The drafter's side-branch tokens, depths and mask for this step, checked; None past the context."""
+    name = getattr(drafter, "name", type(drafter).__name__)
+    tokens, depth, attend = drafter.lookahead_inputs(ids)
+    m = tokens.shape[0]
+    if tokens.dim() != 1 or tuple(depth.shape) != (m,) or tuple(attend.shape) != (m, m) or attend.dtype != torch.bool:
+        raise ValueError(f"drafter {name!r} gave lookahead inputs of shapes {tuple(tokens.shape)}, "
+                         f"{tuple(depth.shape)}, {tuple(attend.shape)} {attend.dtype}; expected (M,), (M,), (M, M)")
+    if m and (int(tokens.min()) < 0 or int(tokens.max()) >= vocab or int(depth.min()) < 1):
+        raise ValueError(f"drafter {name!r} gave lookahead tokens outside [0, {vocab}) or at a depth < 1")
+    if m and context is not None and ids.shape[0] - 1 + int(depth.max()) >= context:
+        return None  # past the model's positions: skip the side branch this step (the drafter's window waits)
+    device = ids.device
+    return tokens.to(device=device, dtype=torch.long), depth.to(device=device, dtype=torch.long), attend.to(device)
 
 
 def _tree_record(tree: DraftTree, verdict) -> dict:

@@ -76,6 +76,39 @@ def check_same_tokenizer(target_tokenizer, drafter_tokenizer) -> None:
             raise ValueError(f"drafter and target tokenizers disagree on {attr} ({b} vs {a})")
 
 
+def check_mask(attend: torch.Tensor, depth: torch.Tensor, n: int) -> None:
+    """A general mask over n new tokens: (n, n) bool ``attend`` that lets each token see itself, (n,) ``depth`` >= 0."""
+    if attend is None or depth is None:
+        raise ValueError("a general mask needs both attend (T, T) and depth (T,)")
+    if attend.dtype != torch.bool or tuple(attend.shape) != (n, n):
+        raise ValueError(f"attend must be a ({n}, {n}) bool tensor, got {tuple(attend.shape)} {attend.dtype}")
+    if not bool(attend.diagonal().all()):
+        raise ValueError("attend must let every new token attend to itself (a True diagonal)")
+    if depth.dim() != 1 or depth.shape[0] != n or depth.is_floating_point() or bool((depth < 0).any()):
+        raise ValueError(f"depth must be ({n},) ints >= 0, got {depth.tolist()}")
+
+
+def with_side_branch(parents: torch.Tensor, side_depth: torch.Tensor, side_attend: torch.Tensor):
+    """A tree [root, n_1..n_N] (``parents``, root first) plus M side tokens fed after it, in ONE mask.
+
+    Returns (N+1+M, N+1+M) ``attend`` and (N+1+M,) ``depth`` for :meth:`CachedLM.forward`:
+
+        tree rows:  attend = ancestor_mask(parents), depth = depths(parents)       (as a plain tree forward)
+        side row i: sees the root and side token j iff side_attend[i, j];  depth = side_depth[i]
+
+    No tree token sees a side token and no side token sees a tree token other than the root,
+    so the tree rows are exactly those of the tree alone; the side tokens come last, so
+    ``rollback(M)`` drops them from the cache afterwards.
+    """
+    t, m = parents.shape[0], side_depth.shape[0]
+    attend = torch.zeros(t + m, t + m, dtype=torch.bool, device=parents.device)
+    attend[:t, :t] = ancestor_mask(parents)
+    attend[t:, 0] = True  # the root
+    attend[t:, t:] = side_attend.to(parents.device)
+    depth = torch.cat([depths(parents), side_depth.to(device=parents.device, dtype=torch.long)])
+    return attend, depth
+
+
 class CachedLM:
     """A causal LM plus its KV cache: feed only new tokens, read their logits, roll back.
 
@@ -107,11 +140,14 @@ class CachedLM:
 
     @torch.inference_mode()
     def forward(self, new_ids: torch.Tensor, last_only: bool = False, parents: torch.Tensor | None = None,
-                hidden: bool = False):
+                hidden: bool = False, attend: torch.Tensor | None = None, depth: torch.Tensor | None = None):
         """(T,) new token ids -> (T, V) logits (or (1, V) with last_only); the cache grows by T.
 
-        ``parents`` (T,) feeds the new tokens as a token tree (see tree.py): token j sits at
-        position length + depth(j) and attends to the cache and its own ancestors only.
+        ``attend`` (T, T) bool with ``depth`` (T,) feeds the new tokens under a general mask:
+        token j sits at position length + depth[j] and attends to the whole cache and to new
+        token i iff attend[j, i] (keys and values of all T tokens enter the cache regardless).
+        ``parents`` (T,) feeds them as a token tree (see tree.py), the special case
+        attend = ancestor_mask(parents), depth = depths(parents): each token sees the cache and its ancestors.
         ``hidden=True`` also returns the (T, d) hidden states the output head read
         (after the final norm), which self-drafting heads (Medusa) work from.
         """
@@ -119,7 +155,13 @@ class CachedLM:
         if self._has_logits_to_keep:
             kwargs["logits_to_keep"] = 1 if last_only else 0
         if parents is not None:
-            kwargs.update(self._tree_inputs(parents))
+            if attend is not None or depth is not None:
+                raise ValueError("give either parents (a token tree) or attend + depth (a general mask), not both")
+            check_parents(parents)
+            attend, depth = ancestor_mask(parents), depths(parents)
+        if attend is not None or depth is not None:
+            check_mask(attend, depth, new_ids.shape[0])
+            kwargs.update(self._masked_inputs(attend, depth))
         captured = []
         hook = None
         if hidden:
@@ -136,17 +178,16 @@ class CachedLM:
             return logits, captured[0][0][-logits.shape[0]:]  # (T or 1, d)
         return logits
 
-    def _tree_inputs(self, parents: torch.Tensor) -> dict:
-        """Tree position ids and a 4-D additive attention mask for a forward over a token tree."""
-        check_parents(parents)
+    def _masked_inputs(self, attend: torch.Tensor, depth: torch.Tensor) -> dict:
+        """Position ids and a 4-D additive attention mask: every new token sees the whole cache, then ``attend``."""
         past = self.length
-        n = parents.shape[0]
-        positions = past + depths(parents)  # (T,)
-        keep = torch.ones(n, past + n, dtype=torch.bool, device=self.device)
-        keep[:, past:] = ancestor_mask(parents.to(self.device))
+        n = attend.shape[0]
+        positions = past + depth.to(self.device)  # (T,)
+        keep = torch.ones(n, past + n, dtype=torch.bool, device=self.device)  # (T, past + T)
+        keep[:, past:] = attend.to(self.device)
         dtype = self.model.dtype
         mask = torch.zeros(n, past + n, dtype=dtype, device=self.device).masked_fill(~keep, torch.finfo(dtype).min)
-        return {"position_ids": positions.to(self.device).unsqueeze(0), "attention_mask": mask[None, None]}
+        return {"position_ids": positions.unsqueeze(0), "attention_mask": mask[None, None]}
 
     def keep(self, start: int, indices: list[int]) -> None:
         """Keep the first ``start`` cached tokens plus those at ``indices`` (>= start, ascending); drop the rest.

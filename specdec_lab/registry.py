@@ -22,6 +22,7 @@ from typing import Callable
 
 from .drafters.dynamic import HeuristicGamma
 from .drafters.early_exit import early_exit_drafter
+from .drafters.lookahead import LookaheadDrafter
 from .drafters.medusa import MedusaDrafter
 from .drafters.prompt_lookup import PromptLookupDrafter
 from .drafters.retrieval import RetrievalDrafter
@@ -123,6 +124,9 @@ DRAFTERS: dict[str, DrafterEntry] = {e.name: e for e in [
     DrafterEntry("prompt-lookup", SELF, False, True,
                  "copy what followed the last n-gram earlier in the prompt or output (Saxena 2023)",
                  lambda target, tokenizer=None, **o: PromptLookupDrafter(**o)),
+    DrafterEntry("lookahead", SELF, False, True,
+                 "Jacobi iterations in a window ride along in the verify forward; their n-grams are drafts (Fu et al. 2024)",
+                 lambda target, tokenizer=None, **o: LookaheadDrafter(**o)),
 ]}
 
 VERIFIERS: dict[str, VerifierEntry] = {e.name: e for e in [

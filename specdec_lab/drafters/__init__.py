@@ -3,12 +3,13 @@
 from .base import Draft, Drafter, DraftTree, TreeDrafter, as_drafter
 from .dynamic import HeuristicGamma
 from .early_exit import early_exit_drafter
+from .lookahead import LookaheadDrafter
 from .medusa import MedusaDrafter
 from .prompt_lookup import PromptLookupDrafter
 from .retrieval import RetrievalDrafter
 from .small_model import ModelDrafter
 
 __all__ = [
-    "Draft", "DraftTree", "Drafter", "HeuristicGamma", "MedusaDrafter", "ModelDrafter", "PromptLookupDrafter",
+    "Draft", "DraftTree", "Drafter", "HeuristicGamma", "LookaheadDrafter", "MedusaDrafter", "ModelDrafter", "PromptLookupDrafter",
     "RetrievalDrafter", "TreeDrafter", "as_drafter", "early_exit_drafter",
 ]

@@ -11,6 +11,10 @@ has to roll it back.
 i-th drafted position (temperature, top-k, top-p, and the EOS mask that
 ``min_new_tokens`` needs): a drafter that samples must use it, so q is built
 exactly like the target's p.
+
+Optional hooks: ``observe_hidden`` (the target's hidden states, for self-drafting heads)
+and ``lookahead_inputs`` / ``observe_lookahead`` (a side branch of extra tokens in the
+verification forward, for lookahead decoding; see :class:`SideBranchDrafter`).
 """
 
 from __future__ import annotations
@@ -79,6 +83,31 @@ class TreeDrafter(Drafter, Protocol):
 
     def propose_tree(self, ids: torch.Tensor, branching: tuple[int, ...], to_probs: ToProbs,
                      generator: torch.Generator | None) -> DraftTree: ...
+
+
+class SideBranchDrafter(Drafter, Protocol):
+    """OPTIONAL hooks: extra tokens that ride along in the verification forward (lookahead decoding).
+
+    If a drafter has ``lookahead_inputs``, each step the loop feeds, in the SAME target forward,
+
+        [root, draft or tree tokens (as usual), side tokens s_1..s_M]
+
+    where side token i sits at position len(ids) − 1 + depth[i] (the root, ids[-1], is at depth 0)
+    and attends to the cached prefix, to the root, and to side token j iff attend[i, j]. Drafts never
+    see side tokens and side tokens never see drafts, so verification is unchanged; only the draft
+    rows are verified. The loop then drops the M side tokens from the target's cache and calls
+    ``observe_lookahead`` with their (M, V) logits and the sequence after the step. Still one
+    target forward per step. M may be 0. Near the end of the model's context (a side token past
+    its positions) the loop skips the side branch for that step: no side tokens, no observe_lookahead.
+    """
+
+    def lookahead_inputs(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(L,) sequence so far -> tokens (M,) int64, depth (M,) ints >= 1, attend (M, M) bool (True diagonal)."""
+        ...
+
+    def observe_lookahead(self, logits: torch.Tensor, ids: torch.Tensor) -> None:
+        """(M, V) target logits of the side tokens, and the (L',) sequence after this step's verdict."""
+        ...
 
 
 def as_drafter(drafter):

@@ -65,6 +65,11 @@ def visible_html(text: str) -> str:
     return out.replace("\n", "⏎<br>")
 
 
+def visible_label(text: str) -> str:
+    """Plain text with whitespace visible (␣ ⏎ ⇥), for figure labels and tooltips."""
+    return text.replace(" ", "␣").replace("\t", "⇥").replace("\n", "⏎")
+
+
 def _token(text: str, kind: str, info: str = "") -> str:
     attrs = f' tabindex="0" data-info="{html.escape(info)}"' if info else ""
     return f'<span class="sdl-tok sdl-{kind}"{attrs}>{visible_html(text)}{GLYPH[kind]}</span>'

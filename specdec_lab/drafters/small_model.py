@@ -74,22 +74,33 @@ class ModelDrafter:
 
     def propose_tree(self, ids: torch.Tensor, branching: tuple[int, ...], to_probs: ToProbs,
                      generator: torch.Generator | None) -> DraftTree:
-        """A token tree: each node at depth d gets the drafter's top-branching[d] tokens as children.
+        """A token tree: each node at depth d gets branching[d] children.
 
-        Children are chosen deterministically (q = None), which tree-speculative verification
-        treats as one-hot draws, so it stays lossless. Level d is scored by one forward over the
-        tree built so far (tree attention, tree.py), then those tree tokens leave the cache again.
+        When sampling, the children are i.i.d. draws x ~ q (repeats kept, each with its q row), as
+        SpecInfer's multi-candidate sampling needs to stay lossless. When q is one-hot (greedy,
+        top_k = 1) the children are the drafter's top tokens instead (q = None: deterministic
+        children, which tree-speculative verification treats as one-hot draws, also lossless).
+        Level d is scored by one forward over the tree built so far (tree attention, tree.py),
+        then those tree tokens leave the cache again.
         """
         keep = min(common_prefix_len(self.cached_ids, ids), ids.shape[0] - 1)
         self.lm.rollback(self.lm.length - keep)
         frontier = [(-1, self.lm.forward(ids[keep:], last_only=True)[0])]  # (node, its (V,) logits)
         self.cached_ids = ids
+        sampled = bool(to_probs(frontier[0][1][None], 0).max() < 1.0)
         tokens: list[int] = []
         parents: list[int] = []
+        qs: list[torch.Tensor] = []
         for depth, width in enumerate(branching):
             level = []
             for node, logits in frontier:
-                for token in logits.topk(min(width, logits.shape[-1])).indices.tolist():
+                if sampled:
+                    q = to_probs(logits[None], depth)[0]  # (V,)
+                    children = torch.multinomial(q, width, replacement=True, generator=generator).tolist()
+                    qs.extend([q] * width)
+                else:
+                    children = logits.topk(min(width, logits.shape[-1])).indices.tolist()
+                for token in children:
                     tokens.append(token)
                     parents.append(node)
                     level.append(len(tokens) - 1)
@@ -98,7 +109,8 @@ class ModelDrafter:
             tree_logits = self.lm.forward(torch.tensor(tokens, device=ids.device), parents=torch.tensor(parents, device=ids.device))
             self.lm.rollback(len(tokens))
             frontier = [(j, tree_logits[j]) for j in level]
-        return DraftTree(torch.tensor(tokens, dtype=torch.long, device=ids.device), torch.tensor(parents, dtype=torch.long, device=ids.device))
+        return DraftTree(torch.tensor(tokens, dtype=torch.long, device=ids.device),
+                         torch.tensor(parents, dtype=torch.long, device=ids.device), torch.stack(qs) if sampled else None)
 
     def observe(self, n_accepted: int, n_drafted: int) -> None:
         """Nothing to adapt: the cache is reconciled at the next propose."""

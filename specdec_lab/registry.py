@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Callable
 
 from .drafters.dynamic import HeuristicGamma
+from .drafters.eagle import EagleDrafter
 from .drafters.early_exit import early_exit_drafter
 from .drafters.lookahead import LookaheadDrafter
 from .drafters.medusa import MedusaDrafter
@@ -121,6 +122,9 @@ DRAFTERS: dict[str, DrafterEntry] = {e.name: e for e in [
     DrafterEntry("medusa", SELF, True, True,
                  "extra heads on the target's last hidden state guess the next K tokens at once (Cai et al. 2024)",
                  _medusa),
+    DrafterEntry("eagle", SELF, True, True,
+                 "a one-layer head extrapolates the target's features autoregressively (EAGLE, Li et al. 2024)",
+                 lambda target, tokenizer=None, folder=ZOO_DIR / "eagle": EagleDrafter.from_folder(target, folder)),
     DrafterEntry("prompt-lookup", SELF, False, True,
                  "copy what followed the last n-gram earlier in the prompt or output (Saxena 2023)",
                  lambda target, tokenizer=None, **o: PromptLookupDrafter(**o)),

@@ -2,6 +2,7 @@
 
 from .base import Draft, Drafter, DraftTree, TreeDrafter, as_drafter
 from .dynamic import HeuristicGamma
+from .eagle import EagleDrafter
 from .early_exit import early_exit_drafter
 from .lookahead import LookaheadDrafter
 from .medusa import MedusaDrafter
@@ -10,6 +11,6 @@ from .retrieval import RetrievalDrafter
 from .small_model import ModelDrafter
 
 __all__ = [
-    "Draft", "DraftTree", "Drafter", "HeuristicGamma", "LookaheadDrafter", "MedusaDrafter", "ModelDrafter", "PromptLookupDrafter",
+    "Draft", "DraftTree", "Drafter", "EagleDrafter", "HeuristicGamma", "LookaheadDrafter", "MedusaDrafter", "ModelDrafter", "PromptLookupDrafter",
     "RetrievalDrafter", "TreeDrafter", "as_drafter", "early_exit_drafter",
 ]

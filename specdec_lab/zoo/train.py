@@ -13,6 +13,9 @@ Stages (each writes a transformers checkpoint folder or a heads folder):
      windows and the target's own continuations, half greedy and half sampled at T = 1
      (on-policy data: DistillSpec, Zhou et al. 2024, finds it raises acceptance most)
   5. medusa: K heads on the frozen target's last hidden state (heads.py)
+  6. eagle: an EAGLE feature head (Li et al., 2024; eagle.py) on the frozen target: fc(2d -> d) and
+     one Llama layer map (f_t, e(x_{t+1})) to f̂_{t+1}, trained teacher-forced on the target's own
+     features with SmoothL1(f̂, f) + 0.1 · CE(p_target, W_out f̂), inputs noised by U(−0.1, 0.1)
 ``--scale`` multiplies every stage's step count (0.02 makes a smoke run in a minute).
 The shipped weights are what this command wrote with the defaults; their model cards
 record the command, seed, steps and losses.
@@ -34,6 +37,7 @@ from tqdm.auto import tqdm
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from .corpus import build_corpus, cache_dir
+from .eagle import EagleConfig, EagleHead, eagle_loss
 from .heads import MedusaHeads
 from .tokenizer import corpus_files, load_tokenizer, save_tokenizer, train_tokenizer
 
@@ -69,7 +73,9 @@ STAGES = {
     "drafter-small": Stage(steps=900, batch=16, seq_len=256, lr=3e-3),
     "drafter-distilled": Stage(steps=450, batch=16, seq_len=256, lr=1.5e-3),
     "medusa": Stage(steps=150, batch=16, seq_len=256, lr=2e-3),
+    "eagle": Stage(steps=320, batch=8, seq_len=256, lr=3e-3),
 }
+EAGLE = dict(weight=0.1, noise=0.2)  # CE weight and input-noise width of the EAGLE loss (the paper's values)
 
 
 def stage_generator(stage: str) -> torch.Generator:
@@ -346,6 +352,17 @@ def main(argv=None) -> None:
         heads = MedusaHeads(TARGET.hidden, MEDUSA_HEADS).to(device)
         info = run("medusa", heads.parameters(), medusa_loss(heads, target), "medusa")
         heads.save(out / "medusa", common | {"target": "target"} | info)
+
+    if "eagle" in stages:
+        torch.manual_seed(SEED + 4)
+        head = EagleHead(EagleConfig.like(target)).to(device)
+        noise_g = torch.Generator(device=device).manual_seed(SEED + 4)
+        loss = eagle_loss(head, target, EAGLE["weight"], EAGLE["noise"], noise_g)
+        info = run("eagle", head.parameters(), loss, "eagle")
+        last = loss.parts[-20:]
+        info["regression_last20"] = round(sum(r for r, _ in last) / len(last), 4)  # SmoothL1(f̂, f)
+        info["classification_last20"] = round(sum(c for _, c in last) / len(last), 3)  # CE(p_target, q), nats
+        head.save(out / "eagle", common | {"target": "target"} | EAGLE | info)
     print(f"zoo written to {out}")
 
 

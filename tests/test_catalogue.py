@@ -12,7 +12,9 @@ import pytest
 import torch
 
 from specdec_lab import DRAFTERS, VERIFIERS, build_drafter, build_verifier, generate_autoregressive, generate_speculative
-from specdec_lab.drafters import LookaheadDrafter, MedusaDrafter, ModelDrafter, PromptLookupDrafter, RetrievalDrafter, early_exit_drafter
+from specdec_lab.drafters import (
+    EagleDrafter, LookaheadDrafter, MedusaDrafter, ModelDrafter, PromptLookupDrafter, RetrievalDrafter, early_exit_drafter,
+)
 from specdec_lab.loading import load_model
 from specdec_lab.registry import INDEPENDENT, SELF
 from specdec_lab.sampling import SamplingConfig
@@ -20,6 +22,7 @@ from specdec_lab.zoo.heads import MedusaHeads
 
 from conftest import tiny_llama
 from test_distribution import V, chi_square_pvalue
+from test_eagle import random_head
 
 PROMPT = "def main(args):\n    parser = argparse.ArgumentParser("
 
@@ -81,11 +84,12 @@ def tiny_drafters(target):
         "early-exit": early_exit_drafter(target, 1),
         "medusa": MedusaDrafter(target, heads),
         "lookahead": LookaheadDrafter(window=3, ngram=2, guesses=2),
+        "eagle": EagleDrafter(target, random_head(target)),
     }
 
 
 @pytest.mark.parametrize("verifier", ["speculative", "tree-speculative"])
-@pytest.mark.parametrize("kind", ["small-model", "prompt-lookup", "retrieval", "early-exit", "medusa", "lookahead"])
+@pytest.mark.parametrize("kind", ["small-model", "prompt-lookup", "retrieval", "early-exit", "medusa", "lookahead", "eagle"])
 def test_lossless_combinations_sample_the_target_law(kind, verifier):
     target = tiny_llama(layers=2, seed=0, vocab=V, hidden=16, init=0.5)
     drafter = tiny_drafters(target)[kind]

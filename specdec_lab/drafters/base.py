@@ -124,6 +124,37 @@ def as_drafter(drafter):
     )
 
 
+def merge_into_trie(paths, shape: tuple[int, ...], max_paths: int | None = None) -> tuple[list[int], list[int]]:
+    """Token paths from the root -> (tokens, parents) of their trie, parents first.
+
+    A node at depth d (the root's children: d = 0) gets at most shape[d] children; a path that
+    would add one more is cut there, and paths are cut to len(shape) tokens. With ``max_paths``,
+    stop once that many paths have added a node (paths may be a lazy iterator).
+    """
+    tokens: list[int] = []
+    parents: list[int] = []
+    kids: list[dict[int, int]] = [{}]  # kids[j + 1]: token -> node, for node j (j = −1: the root)
+    grown = 0
+    for path in paths:
+        path = path.tolist() if isinstance(path, torch.Tensor) else list(path)
+        node, grew = -1, False
+        for depth, token in enumerate(path[: len(shape)]):
+            here = kids[node + 1]
+            if token not in here:
+                if len(here) >= shape[depth]:
+                    break
+                here[token] = len(tokens)
+                tokens.append(token)
+                parents.append(node)
+                kids.append({})
+                grew = True
+            node = here[token]
+        grown += grew
+        if max_paths is not None and grown == max_paths:
+            break
+    return tokens, parents
+
+
 def common_prefix_len(a: torch.Tensor, b: torch.Tensor) -> int:
     """Number of leading positions where two 1-D token sequences agree."""
     m = min(a.shape[0], b.shape[0])

@@ -50,7 +50,7 @@ from typing import ClassVar
 
 import torch
 
-from .base import Draft, DraftTree, ToProbs
+from .base import Draft, DraftTree, ToProbs, merge_into_trie
 from .prompt_lookup import check_branching
 
 INIT_SEED = 0  # the window's first guesses are prompt tokens drawn with this seed
@@ -73,29 +73,6 @@ def window_geometry(window: int, ngram: int) -> tuple[torch.Tensor, torch.Tensor
         for j, (l2, w2) in enumerate(cells):
             attend[i, j] = (l2 == 0 and w2 <= w) or (w2 == w and 1 <= l2 <= l)
     return depth, attend
-
-
-def merge_into_trie(paths: list[list[int]], shape: tuple[int, ...]) -> tuple[list[int], list[int]]:
-    """Paths from the root -> (tokens, parents) of their trie; a node at depth d gets at most shape[d] children.
-
-    A path that would add one child too many is cut there; nodes are numbered as created (parents first).
-    """
-    tokens: list[int] = []
-    parents: list[int] = []
-    kids: list[dict[int, int]] = [{}]  # kids[j + 1]: token -> node, for node j (j = −1: the root)
-    for path in paths:
-        node = -1
-        for depth, token in enumerate(path[: len(shape)]):
-            here = kids[node + 1]
-            if token not in here:
-                if len(here) >= shape[depth]:
-                    break
-                here[token] = len(tokens)
-                tokens.append(token)
-                parents.append(node)
-                kids.append({})
-            node = here[token]
-    return tokens, parents
 
 
 class LookaheadDrafter:

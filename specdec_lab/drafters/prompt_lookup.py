@@ -28,7 +28,7 @@ from typing import ClassVar
 
 import torch
 
-from .base import Draft, DraftTree, ToProbs
+from .base import Draft, DraftTree, ToProbs, merge_into_trie
 
 
 def check_ngram_sizes(max_ngram, min_ngram) -> None:
@@ -118,26 +118,7 @@ class PromptLookupDrafter:
         Nodes are numbered in the order they are created, so parents come first.
         """
         shape = check_branching(branching)
-        tokens: list[int] = []
-        parents: list[int] = []
-        children: list[dict[int, int]] = [{}]  # children[j + 1]: token -> node, for node j (j = −1: the root)
-        n_paths = 0
-        for path in self.continuations(ids, len(shape)):
-            node, grew = -1, False
-            for depth, token in enumerate(path.tolist()):
-                kids = children[node + 1]
-                if token not in kids:
-                    if len(kids) >= shape[depth]:
-                        break
-                    kids[token] = len(tokens)
-                    tokens.append(token)
-                    parents.append(node)
-                    children.append({})
-                    grew = True
-                node = kids[token]
-            n_paths += grew
-            if n_paths == shape[0]:
-                break
+        tokens, parents = merge_into_trie(self.continuations(ids, len(shape)), shape, max_paths=shape[0])
         return DraftTree(
             tokens=torch.tensor(tokens, dtype=torch.long, device=ids.device),  # (N,)
             parents=torch.tensor(parents, dtype=torch.long, device=ids.device),  # (N,)

@@ -221,6 +221,7 @@ def generate_speculative(
     wants_hidden = callable(getattr(drafter, "observe_hidden", None))
     # a side branch (lookahead decoding) rides along in the verification forward; see drafters/base.py
     side_branch = callable(getattr(drafter, "lookahead_inputs", None))
+    target_vocab, target_context = vocab_size(target), max_context(target)
 
     lm = CachedLM(target)
     drafter_forwards_before = _drafter_forwards(drafter)
@@ -241,7 +242,7 @@ def generate_speculative(
         else:
             draft = _cut_after_eos(_propose(drafter, ids, gamma_step, rule, n_new, generator), rule.eos_ids)
             tree, parents = DraftTree.chain(draft), None
-        side = _lookahead_inputs(drafter, ids, vocab_size(target), max_context(target)) if side_branch else None
+        side = _lookahead_inputs(drafter, ids, target_vocab, target_context) if side_branch else None
         _sync(lm.device)
         t1 = time.perf_counter()
 
@@ -257,8 +258,7 @@ def generate_speculative(
         if side is not None:  # only the tree rows take part in verification
             logits, side_logits = logits[: len(feed)], logits[len(feed):]  # (N+1, V), (M, V)
             hidden = None if hidden is None else hidden[: len(feed)]
-        row_index = n_new + (depths(parents) if tree_mode else torch.arange(len(tree) + 1))  # new-token index of each row
-        p = rule.probs(logits, row_index)
+        p = rule.probs(logits, n_new + depths(parents) if tree_mode else n_new)  # tree rows: new-token index per row
         if tree_mode:
             verdict = verifier.verify(tree, p, generator)
             lm.keep(past + 1, [past + 1 + j for j in verdict.path])

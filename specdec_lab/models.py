@@ -189,19 +189,25 @@ class CachedLM:
         mask = torch.zeros(n, past + n, dtype=dtype, device=self.device).masked_fill(~keep, torch.finfo(dtype).min)
         return {"position_ids": positions.unsqueeze(0), "attention_mask": mask[None, None]}
 
+    @torch.inference_mode()
     def keep(self, start: int, indices: list[int]) -> None:
         """Keep the first ``start`` cached tokens plus those at ``indices`` (>= start, ascending); drop the rest.
 
-        After a tree verification this leaves the prefix and the accepted path only.
+        After a tree verification this leaves the prefix and the accepted path only: the path's
+        keys and values move down to positions start, start + 1, .. and the tail is cropped, so
+        the work is proportional to the tree, not to the context.
         """
         if any(i < start or i >= self.length for i in indices) or sorted(indices) != list(indices):
             raise ValueError(f"cannot keep cache positions {indices} after {start} in a cache of {self.length}")
-        index = torch.tensor(list(range(start)) + list(indices), dtype=torch.long, device=self.device)
-        for layer in self.cache.layers:
-            if type(layer).__name__ != "DynamicLayer":
-                raise TypeError(f"tree verification needs a full-attention KV cache, got {type(layer).__name__}")
-            layer.keys = layer.keys.index_select(-2, index)
-            layer.values = layer.values.index_select(-2, index)
+        kept = start + len(indices)
+        if list(indices) != list(range(start, kept)):
+            index = torch.tensor(list(indices), dtype=torch.long, device=self.device)
+            for layer in self.cache.layers:
+                if type(layer).__name__ != "DynamicLayer":
+                    raise TypeError(f"tree verification needs a full-attention KV cache, got {type(layer).__name__}")
+                layer.keys[..., start:kept, :] = layer.keys.index_select(-2, index)
+                layer.values[..., start:kept, :] = layer.values.index_select(-2, index)
+        self.rollback(self.length - kept)
 
     def rollback(self, n_tokens: int) -> None:
         """Drop the last n_tokens from the cache (a rejected draft)."""

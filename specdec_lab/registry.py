@@ -94,10 +94,15 @@ def _retrieval(target, tokenizer=None, texts=None, datastore_ids=None, max_chars
         if tokenizer is None:
             raise ValueError("the retrieval drafter needs the target's tokenizer (or datastore_ids) to build its datastore")
         if texts is None:
-            datastore_ids = [list(doc) for doc in _stdlib_datastore(tokenizer, max_chars)]
-        else:
-            return RetrievalDrafter.from_texts(texts, tokenizer, **options)
+            return _stdlib_retrieval(tokenizer, max_chars, tuple(sorted(options.items())))
+        return RetrievalDrafter.from_texts(texts, tokenizer, **options)
     return RetrievalDrafter(datastore_ids, **options)
+
+
+@functools.lru_cache(maxsize=2)
+def _stdlib_retrieval(tokenizer, max_chars: int, options: tuple) -> RetrievalDrafter:
+    """The default REST drafter, built once (indexing the datastore takes about a second; the drafter keeps no run state)."""
+    return RetrievalDrafter([list(doc) for doc in _stdlib_datastore(tokenizer, max_chars)], **dict(options))
 
 
 DRAFTERS: dict[str, DrafterEntry] = {e.name: e for e in [

@@ -68,15 +68,19 @@ def expected_tokens_per_step(alpha: float, gamma: int) -> float:
     return (1.0 - alpha ** (gamma + 1)) / (1.0 - alpha)
 
 
-def speedup(alpha: float, gamma: int, c: float) -> float:
-    """Expected wall-time speedup = (1 − α^(γ+1)) / ((1 − α)(γc + 1))   (Leviathan et al., Theorem 3.8).
+def speedup(alpha: float, gamma: int, c: float, verify_cost: float = 1.0) -> float:
+    """Expected wall-time speedup = (1 − α^(γ+1)) / ((1 − α)(γc + v))   (Leviathan et al., Theorem 3.8: v = 1).
 
-    One step costs γ drafter forwards (γc target-forward units) plus one
-    target forward over γ+1 tokens, assumed to cost as much as one token.
+    One step costs γ drafter forwards (γc target-forward units) plus one target
+    forward over γ+1 tokens, which costs v target forwards of one token; the
+    theorem assumes v = 1 (verification is memory bound). Pass a measured v to
+    account for what verifying γ+1 tokens really costs on this device.
     """
     if c < 0:
         raise ValueError(f"cost ratio c must be >= 0, got {c}")
-    return expected_tokens_per_step(alpha, gamma) / (gamma * c + 1.0)
+    if not verify_cost > 0:
+        raise ValueError(f"verify_cost must be > 0, got {verify_cost}")
+    return expected_tokens_per_step(alpha, gamma) / (gamma * c + verify_cost)
 
 
 def best_gamma(alpha: float, c: float, max_gamma: int = 32) -> int:

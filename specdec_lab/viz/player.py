@@ -31,6 +31,7 @@ import torch
 
 from ..theory import residual
 from ..trace import BONUS, CORRECTED, GenerationOutput, StepRecord, summarize
+from .charts import draw, make_chart
 from .html import COLORS, STYLE, _token, legend_html, step_html, visible_html, visible_label
 from .text import GLYPH
 from .tree import TREE_STYLE, tree_html
@@ -183,7 +184,7 @@ class StepPlayer:
         self._next.on_click(lambda _: self.next())
         self._slider.observe(self._on_slider, names="value")
         self._panel = widgets.HTML()
-        self._chart = self._make_chart()
+        self._chart = make_chart()
         self._chart_box = widgets.Box([self._chart])
         controls = widgets.HBox([self._prev, self._play, self._slider, self._next])
         self.widget = widgets.VBox([controls, self._panel, self._chart_box])
@@ -191,13 +192,6 @@ class StepPlayer:
             for w in (self._prev, self._next, self._play, self._slider):
                 w.disabled = True
         self.show(0)
-
-    @staticmethod
-    def _make_chart():
-        try:  # plotly's FigureWidget needs anywidget; fall back to a figure drawn into an Output
-            return go.FigureWidget()
-        except Exception:  # noqa: BLE001 - any failure to build the widget means: use the fallback
-            return widgets.Output()
 
     def _on_slider(self, change) -> None:
         if change["new"] != self.index:
@@ -226,19 +220,7 @@ class StepPlayer:
 
     def _draw(self, fig: go.Figure | None) -> None:
         self._chart_box.layout.display = None if fig is not None else "none"  # no empty axes
-        chart = self._chart
-        if isinstance(chart, widgets.Output):
-            from IPython.display import display
-            chart.clear_output()
-            if fig is not None:
-                with chart:
-                    display(fig)
-            return
-        with chart.batch_update():
-            chart.data = []
-            if fig is not None:
-                chart.add_traces(list(fig.data))
-                chart.layout = fig.layout
+        draw(self._chart, fig)
 
     def to_html(self, figures: bool = False) -> str:
         """Every step's panel one after the other (static; ``figures=True`` embeds the plotly charts, which need JS)."""

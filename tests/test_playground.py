@@ -1,0 +1,158 @@
+"""The latency playground, driven headlessly on the zoo: set widget values, read the HTML and the figure data."""
+
+from __future__ import annotations
+
+import math
+import threading
+
+import pytest
+
+from specdec_lab import generate_autoregressive
+from specdec_lab.loading import load_model
+from specdec_lab.registry import DRAFTERS, VERIFIERS
+from specdec_lab.theory import speedup
+from specdec_lab.trace import GenerationOutput, StepRecord, summarize
+from specdec_lab.viz.playground import Playground, Settings, summarize_run
+
+PROMPT = "ROMEO.\nBut soft, what light"
+
+
+@pytest.fixture(scope="module")
+def zoo():
+    return load_model("zoo:target", device="cpu")
+
+
+def playground(zoo, **kwargs) -> Playground:
+    target, tokenizer = zoo
+    kwargs.setdefault("background", False)
+    return Playground(target, tokenizer, prompt=PROMPT, max_new_tokens=16, **kwargs)
+
+
+def markers(fig) -> list:
+    return [t for t in fig.data if t.mode == "markers"]
+
+
+def test_first_run_shows_tokens_metrics_and_one_point(zoo):
+    pg = playground(zoo)
+    assert pg.renders == 1 and pg.error is None and len(pg.runs) == 1
+    assert pg.html.count('class="sdl-tok sdl-') > 16  # the prompt plus every drafted and emitted token
+    for label in ("acceptance rate α", "tokens per step τ", "ms/token", "measured speedup", "predicted speedup"):
+        assert label in pg.html
+    assert pg.output.value == pg.html
+    (points,) = markers(pg.figure)
+    assert list(points.x) == [4] and points.y[0] == pytest.approx(pg.runs[0].measured_speedup)
+    curve = [t for t in pg.figure.data if t.mode == "lines"]
+    assert len(curve) == 1 and list(curve[0].x) == list(range(1, 13))
+    r = pg.runs[0]
+    assert curve[0].y[3] == pytest.approx(speedup(r.alpha, 4, r.cost_ratio))
+
+
+def test_sliders_rerun_and_greedy_output_is_the_targets(zoo):
+    pg = playground(zoo)
+    pg.gamma.value = 2
+    pg.gamma.value = 6
+    assert [r.settings.gamma for r in pg.runs] == [4, 2, 6] and pg.renders == 3
+    assert sorted(x for t in markers(pg.figure) for x in t.x) == [2, 4, 6]
+    target, tokenizer = zoo
+    alone = generate_autoregressive(target, tokenizer(PROMPT)["input_ids"], max_new_tokens=16)
+    assert pg.last_output.token_ids == alone.token_ids  # temperature 0: the speculative output is the target's
+
+    pg.temperature.value = 0.7
+    pg.top_p.value = 0.9
+    s = pg.runs[-1].settings
+    assert (s.temperature, s.top_p) == (0.7, 0.9) and pg.last_output.settings["top_p"] == 0.9
+    pg.top_p.value = 1.0
+    assert pg.last_output.settings["top_p"] is None  # 1.0 means no filter
+
+
+def test_controls_list_every_registry_method_and_do_not_update_while_dragging(zoo):
+    pg = playground(zoo, run_now=False)
+    assert list(pg.drafter.options) == list(DRAFTERS) and list(pg.verifier.options) == list(VERIFIERS)
+    for slider in (pg.gamma, pg.temperature, pg.top_p, pg.max_new_tokens):
+        assert slider.continuous_update is False
+    assert pg.renders == 0 and "No run yet" in pg.to_html()
+
+
+@pytest.mark.parametrize("drafter", list(DRAFTERS))
+def test_every_drafter_runs_from_the_dropdown(zoo, drafter):
+    pg = playground(zoo, run_now=False, drafter="prompt-lookup" if drafter == "distilled" else "distilled")
+    pg.drafter.value = drafter  # the change event runs it
+    assert pg.error is None and pg.renders == 1 and pg.runs[-1].settings.drafter == drafter
+    assert math.isfinite(pg.runs[-1].measured_speedup)
+
+
+def test_tree_verifier_with_a_drafter_that_branches(zoo):
+    pg = playground(zoo, run_now=False, drafter="medusa")
+    pg.verifier.value = "tree-greedy"
+    assert pg.error is None and pg.last_output.steps[0].tree is not None
+
+
+def test_errors_show_in_the_widget_and_keep_the_previous_result(zoo):
+    pg = playground(zoo)
+    before = pg.html
+    pg.prompt.value = "   \n"
+    pg.run_button.click()
+    assert "prompt is empty" in pg.error and "prompt is empty" in pg.status.value and "sdl-error" in pg.status.value
+    assert pg.output.value == before and pg.renders == 1  # the previous result stays
+    pg.prompt.value = PROMPT
+    pg.verifier.value = "tree-speculative"  # the distilled drafter branches: a valid run
+    assert pg.error is None and pg.status.value == "" and pg.renders == 2
+    before = pg.html
+    pg.drafter.value = "distilled+heuristic-γ"  # cannot branch
+    assert "cannot branch" in pg.error and "cannot branch" in pg.status.value and pg.output.value == before
+    pg.drafter.value = "medusa"  # a valid combination clears the error
+    assert pg.error is None and pg.status.value == "" and pg.renders == 3
+
+
+def test_a_new_change_supersedes_the_run_in_progress(zoo):
+    """50 rapid changes while the first run is held: exactly one result, for the final settings."""
+    pg = playground(zoo, background=True, run_now=False)
+    release, real_measure = threading.Event(), pg.measure
+    calls = []
+
+    def held_measure(settings, stale):
+        calls.append(settings.gamma)
+        release.wait(timeout=30)
+        return real_measure(settings, stale)
+
+    pg.measure = held_measure
+    for i in range(50):
+        pg.gamma.value = 1 + i % 12
+    pg.temperature.value = 0.5
+    release.set()
+    pg.wait()
+    assert pg.renders == 1 and len(pg.runs) == 1
+    assert pg.runs[0].settings == pg.settings() and pg.runs[0].settings.temperature == 0.5
+    assert len(calls) == 2  # the run in progress (dropped) and the final one; the 49 in between never ran
+
+
+def test_static_html_and_save(zoo, tmp_path):
+    pg = playground(zoo)
+    pg.gamma.value = 3
+    page = pg.to_html()
+    assert "all runs" in page and page.count("<tr><td>") == 2 and "<script" not in page
+    path = pg.save(tmp_path / "playground.html")
+    text = path.read_text(encoding="utf-8")
+    assert text.startswith("<!doctype html>") and "measured speedup" in text and "plotly" in text
+
+
+def _step(draft_s: float, verify_s: float, n_draft: int, n_acc: int, emitted: int) -> StepRecord:
+    return StepRecord(context_len=3, draft=[1] * n_draft, q_draft=[1.0] * n_draft, p_draft=[1.0] * n_draft,
+                      accept_prob=[1.0] * n_draft, uniforms=[0.0] * n_draft, decisions=["accepted"] * n_draft,
+                      n_accepted=n_acc, emitted=[1] * emitted, next_token=1, next_kind="corrected",
+                      draft_time_s=draft_s, verify_time_s=verify_s)
+
+
+def test_metric_definitions_on_a_made_up_run():
+    """c, v, α, τ and both predictions follow the module's formulas, from the recorded times."""
+    steps = [_step(0.004, 0.012, 4, 4, 5), _step(0.004, 0.012, 4, 1, 2)]  # 7 tokens in 0.032 s
+    run = GenerationOutput([1], [1] * 7, steps, summarize(steps, 0.032, 3, 8), {})
+    base_steps = [_step(0.0, 0.010, 0, 0, 1) for _ in range(10)]  # 10 ms per token
+    baseline = GenerationOutput([1], [1] * 10, base_steps, summarize(base_steps, 0.100, 10, 0), {})
+    point = summarize_run(Settings("x", "d", "v", 4, 0.0, 1.0, 7), run, baseline)
+    assert point.alpha == pytest.approx(5 / 8) and point.tau == pytest.approx(3.5)
+    assert point.cost_ratio == pytest.approx((0.004 / 4) / 0.010)  # 0.1
+    assert point.verify_cost == pytest.approx(0.012 / 0.010)  # 1.2
+    assert point.measured_speedup == pytest.approx(10.0 / (32.0 / 7))
+    assert point.predicted_speedup == pytest.approx(speedup(5 / 8, 4, 0.1))
+    assert point.predicted_speedup_v == pytest.approx(speedup(5 / 8, 4, 0.1, 1.2))

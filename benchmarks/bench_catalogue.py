@@ -15,44 +15,15 @@ from __future__ import annotations
 
 import argparse
 import platform
-import time
 from pathlib import Path
 
 import torch
 import transformers
 
-from specdec_lab import DRAFTERS, VERIFIERS, build_drafter, generate_autoregressive, generate_speculative
+from specdec_lab import DRAFTERS, VERIFIERS, generate_autoregressive
+from specdec_lab.compare import measure, table_markdown
 from specdec_lab.loading import load_model
 from specdec_lab.zoo.report import heldout_prompts
-
-
-def measure(target, tokenizer, name, verifier, prompts, gamma, n, temperature) -> dict:
-    drafter = build_drafter(name, target, tokenizer)
-    t_base = t_spec = 0.0
-    accepted = drafted = steps = forwards = tokens = 0
-    for seed, ids in enumerate(prompts):
-        start = time.perf_counter()
-        generate_autoregressive(target, ids, max_new_tokens=n, min_new_tokens=n, temperature=temperature, seed=seed)
-        t_base += time.perf_counter() - start
-        start = time.perf_counter()
-        out = generate_speculative(target, drafter, ids, gamma=gamma, max_new_tokens=n, min_new_tokens=n,
-                                   temperature=temperature, seed=seed, verifier=verifier)
-        t_spec += time.perf_counter() - start
-        s = out.stats
-        accepted, drafted, steps = accepted + s.accepted, drafted + s.drafted, steps + s.steps
-        forwards, tokens = forwards + s.target_forwards, tokens + s.new_tokens
-    return {"alpha": accepted / drafted if drafted else float("nan"), "tau": tokens / steps,
-            "forwards_per_100": 100 * forwards / tokens, "speed": t_base / t_spec, "ms_per_token": 1000 * t_spec / tokens}
-
-
-def table(rows: list[dict]) -> str:
-    lines = ["| T | drafter | family | verifier | lossless | α | τ | target forwards / 100 tokens | speed vs autoregressive |",
-             "|---|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        lines.append(f"| {r['T']:g} | {r['drafter']} | {DRAFTERS[r['drafter']].family} | {r['verifier']} | "
-                     f"{'yes' if VERIFIERS[r['verifier']].lossless else '**no**'} | {r['alpha']:.2f} | {r['tau']:.2f} | "
-                     f"{r['forwards_per_100']:.0f} | {r['speed']:.2f}× |")
-    return "\n".join(lines)
 
 
 def main() -> None:
@@ -78,12 +49,11 @@ def main() -> None:
             for verifier, v_entry in VERIFIERS.items():
                 if (v_entry.tree and not entry.branches) or (temperature > 0 and "greedy" in verifier):
                     continue  # greedy rules ignore the temperature: their T > 0 rows would repeat T = 0
-                row = {"T": temperature, "drafter": name, "verifier": verifier}
-                row |= measure(target, tokenizer, name, verifier, prompts, args.gamma, args.new_tokens, temperature)
+                row = measure(target, tokenizer, name, verifier, prompts, args.gamma, args.new_tokens, temperature)
                 rows.append(row)
                 print(f"T={temperature:g} {name:24s} {verifier:18s} α={row['alpha']:.2f} τ={row['tau']:.2f} "
                       f"fwd/100={row['forwards_per_100']:.0f} speed={row['speed']:.2f}x", flush=True)
-    md = table(rows)
+    md = table_markdown(rows)
     print(md)
     if args.write:
         args.write.parent.mkdir(parents=True, exist_ok=True)

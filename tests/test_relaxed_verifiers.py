@@ -16,6 +16,7 @@ import torch
 
 from specdec_lab import generate_autoregressive, generate_speculative
 from specdec_lab.drafters import Draft
+from specdec_lab.laws import first_token_law
 from specdec_lab.sampling import SamplingConfig, one_hot, probs_from_logits
 from specdec_lab.theory import total_variation
 from specdec_lab.verifiers import GreedyMatch, SpeculativeSampling, TopKMatch, TypicalAcceptance, get_verifier
@@ -151,25 +152,6 @@ def test_registered_by_name_and_marked_lossy():
 
 
 # --- lossy: the first emitted token does not follow p --------------------------------------------------
-
-
-def first_token_law(verifier, p: torch.Tensor, q_row: torch.Tensor) -> torch.Tensor:
-    """Exact law of the first emitted token of one γ = 1 step whose draft is x ~ q_row.
-
-    Σ_x q(x) · [a(x) · δ_x + (1 − a(x)) · r_x], with a(x) the verdict's accept_prob and r_x the
-    distribution its own token comes from after rejecting x. The relaxed rules decide outright
-    (a is 0 or 1); speculative sampling is forced to reject (u = 1) to read r_x off its verdict.
-    """
-    law = torch.zeros(p.shape[-1], dtype=torch.float64)
-    for x in range(p.shape[-1]):
-        draft = Draft(torch.tensor([x]), q_row[None])
-        forced = {"uniforms": torch.tensor([1.0])} if isinstance(verifier, SpeculativeSampling) else {}
-        v = verifier.verify(draft, p, torch.Generator().manual_seed(0), **forced)
-        a = v.accept_prob[0]
-        assert a in (0.0, 1.0) or forced
-        law[x] += q_row[x].item() * a
-        law += q_row[x].item() * (1 - a) * v.next_dist.double()
-    return law
 
 
 @pytest.fixture(scope="module")

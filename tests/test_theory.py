@@ -101,3 +101,30 @@ def test_acceptance_rate_and_tokens_per_step_match_monte_carlo():
     expected = expected_tokens_per_step(alpha, gamma)
     # tokens per step lie in [1, gamma + 1]: a loose but honest bound on their standard deviation
     assert abs(emitted / n - expected) < 4 * (gamma / 2) / math.sqrt(n)
+
+
+# --- the first-token law and the chi-square test of specdec_lab.laws ---------------------------------------
+
+def test_first_token_law_is_p_for_speculative_sampling_and_not_for_a_relaxed_rule():
+    from specdec_lab.laws import first_token_law
+    from specdec_lab.verifiers import SpeculativeSampling, TypicalAcceptance
+
+    p, q = torch.tensor([0.4, 0.3, 0.15, 0.1, 0.05]), torch.tensor([0.05, 0.1, 0.15, 0.3, 0.4])
+    assert torch.allclose(first_token_law(SpeculativeSampling(), p, q), p.double(), atol=1e-7)
+    assert total_variation(first_token_law(TypicalAcceptance(), p, q), p.double()) > 0.2
+
+
+def test_chi_square_pvalue_matches_scipy_and_has_power():
+    from scipy.stats import chisquare
+
+    from specdec_lab.laws import chi_square_pvalue, sample_first_tokens
+    from specdec_lab.verifiers import SpeculativeSampling
+
+    counts, law = torch.tensor([30, 18, 52, 0]), torch.tensor([0.3, 0.2, 0.5, 0.0])
+    assert chi_square_pvalue(counts, law) == pytest.approx(chisquare([30, 18, 52], [30, 20, 50]).pvalue, rel=1e-6)
+    p, q = torch.tensor([0.4, 0.3, 0.15, 0.1, 0.05]), torch.tensor([0.05, 0.1, 0.15, 0.3, 0.4])
+    counts = sample_first_tokens(SpeculativeSampling(), p, q, n=4000, seed=1)
+    assert counts.sum() == 4000
+    assert chi_square_pvalue(counts, p) > 1e-3
+    assert chi_square_pvalue(counts, q) < 1e-6
+    assert chi_square_pvalue(torch.tensor([5, 5, 1]), torch.tensor([0.5, 0.5, 0.0])) == 0.0

@@ -1,0 +1,78 @@
+"""Several drafter × verifier combinations on the same prompts, each timed side by side with the baseline.
+
+For each method and each prompt an autoregressive run of the same prompt and settings
+is timed right before the speculative run, so both see the same machine state; then
+
+    speed = Σ baseline seconds / Σ speculative seconds        (equal token counts: min_new_tokens = max_new_tokens)
+    α     = accepted / drafted   (trees: along the branch shown in the trace)
+    τ     = new tokens / steps   (the target's own token included)
+
+The notebooks and ``benchmarks/bench_catalogue.py`` use this; figures, not assertions.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import time
+
+from .decode import generate_autoregressive, generate_speculative
+from .registry import DRAFTERS, VERIFIERS, build_drafter
+
+
+def lossless(verifier: str) -> bool:
+    return VERIFIERS[verifier].lossless
+
+
+def measure(target, tokenizer, drafter: str, verifier: str, prompts: list[list[int]], gamma: int = 4,
+            max_new_tokens: int = 48, temperature: float = 0.0, drafter_options: dict | None = None) -> dict:
+    """One method over ``prompts`` (token ids): α, τ, target forwards per 100 tokens, speed vs autoregressive, ms/token."""
+    built = build_drafter(drafter, target, tokenizer, **(drafter_options or {}))
+    t_base = t_spec = 0.0
+    accepted = drafted = steps = forwards = tokens = 0
+    for seed, ids in enumerate(prompts):
+        common = dict(max_new_tokens=max_new_tokens, min_new_tokens=max_new_tokens, temperature=temperature, seed=seed)
+        start = time.perf_counter()
+        generate_autoregressive(target, ids, **common)
+        t_base += time.perf_counter() - start
+        start = time.perf_counter()
+        out = generate_speculative(target, built, ids, gamma=gamma, verifier=verifier, **common)
+        t_spec += time.perf_counter() - start
+        s = out.stats
+        accepted, drafted, steps = accepted + s.accepted, drafted + s.drafted, steps + s.steps
+        forwards, tokens = forwards + s.target_forwards, tokens + s.new_tokens
+    return {"drafter": drafter, "verifier": verifier, "T": temperature, "gamma": gamma,
+            "alpha": accepted / drafted if drafted else float("nan"), "tau": tokens / steps,
+            "forwards_per_100": 100 * forwards / tokens, "speed": t_base / t_spec, "ms_per_token": 1000 * t_spec / tokens}
+
+
+def compare(target, tokenizer, methods: list[tuple[str, str]], prompts: list[str], **options) -> list[dict]:
+    """:func:`measure` for each (drafter, verifier) pair, on prompts given as text; one warm-up run first."""
+    ids = [tokenizer(p)["input_ids"] for p in prompts]
+    generate_autoregressive(target, ids[0], max_new_tokens=4)  # warm-up: the first forward is always slow
+    return [measure(target, tokenizer, d, v, ids, **options) for d, v in methods]
+
+
+def _fmt(x: float) -> str:
+    return "–" if math.isnan(x) else f"{x:.2f}"
+
+
+COLUMNS = ("T", "drafter", "family", "verifier", "lossless", "α", "τ", "target forwards / 100 tokens", "speed vs autoregressive")
+
+
+def _cells(r: dict) -> list[str]:
+    return [f"{r['T']:g}", r["drafter"], DRAFTERS[r["drafter"]].family, r["verifier"],
+            "yes" if lossless(r["verifier"]) else "no (lossy)", _fmt(r["alpha"]), _fmt(r["tau"]),
+            f"{r['forwards_per_100']:.0f}", f"{r['speed']:.2f}×"]
+
+
+def table_markdown(rows: list[dict]) -> str:
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines += ["| " + " | ".join(_cells(r)) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def table_html(rows: list[dict]) -> str:
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in COLUMNS)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in _cells(r)) + "</tr>" for r in rows)
+    return f'<table class="sdl-metrics"><tr>{head}</tr>{body}</table>'

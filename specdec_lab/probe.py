@@ -1,0 +1,45 @@
+"""Time one forward over k new tokens with a warm KV cache: the measurement behind "verifying k costs about one".
+
+For each k the model first reads a ``context``-token prompt into its cache; then the
+forward over k more tokens is timed ``repeats`` times (the cache is cropped back after
+each), and the median is kept. The tokens are arbitrary ids: the cost does not depend on them.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import torch
+
+from .models import CachedLM
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def forward_latency(model, ks=(1, 2, 4, 8, 16, 32, 64), context: int = 128, repeats: int = 7, seed: int = 0) -> dict[int, float]:
+    """{k: median seconds of one forward over k new tokens after ``context`` cached ones}."""
+    if context < 1 or repeats < 1 or any(k < 1 for k in ks):
+        raise ValueError(f"need context >= 1, repeats >= 1 and every k >= 1, got {context}, {repeats}, {list(ks)}")
+    g = torch.Generator().manual_seed(seed)
+    vocab = model.get_input_embeddings().num_embeddings
+    lm = CachedLM(model)
+    device = lm.device
+    prompt = torch.randint(vocab, (context,), generator=g).to(device)
+    lm.forward(prompt, last_only=True)
+    result = {}
+    for k in ks:
+        new = torch.randint(vocab, (k,), generator=g).to(device)
+        times = []
+        for _ in range(repeats + 1):  # the first one warms up kernels for this shape
+            _sync(device)
+            start = time.perf_counter()
+            lm.forward(new, last_only=True)
+            _sync(device)
+            times.append(time.perf_counter() - start)
+            lm.rollback(k)
+        result[k] = statistics.median(times[1:])
+    return result

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+from transformers.utils import logging as hf_logging
 
 from .models import check_causal_lm, check_same_tokenizer, check_same_vocabulary
 
@@ -63,10 +64,15 @@ def load_model(name: str, device: str | torch.device | None = None, dtype: torch
         if not local and _offline():
             raise OSError(f"cannot load {name!r}: the hub is offline here (HF_HUB_OFFLINE is set) and no local copy exists") from err
         raise OSError(f"cannot load {name!r}: not a local model folder, and the hub did not provide it ({err.__class__.__name__}: {err})") from err
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # no "Loading weights" bar in notebooks and logs
     try:
         model = AutoModelForCausalLM.from_pretrained(source, config=config, dtype=dtype, local_files_only=local or _offline())
     except ValueError as err:
         raise TypeError(f"{name!r} ({config.model_type}) is not a causal language model: {err}") from err
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
     check_causal_lm(model, role=name)
     tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local or _offline())
     return model.to(device).eval(), tokenizer

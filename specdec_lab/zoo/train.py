@@ -210,6 +210,43 @@ def distill_loss(student, teacher):
     return loss
 
 
+def distill_live(student, teacher, prompt_ids: list[list[int]], steps: int = 80, batch: int = 8, prompt_len: int = 16,
+                 new_tokens: int = 48, sequences: int = 128, lr: float = 2e-3, seed: int = 0) -> list[float]:
+    """DistillSpec's on-policy recipe in miniature, for a live demo: trains ``student`` in place, returns the loss curve.
+
+    The teacher continues the first ``prompt_len`` tokens of each prompt, once greedily and
+    then sampling at T = 1 (``sequences`` rows in all); the student then minimises KL(p_teacher ‖ q_student) on
+    random rows of that text for ``steps`` AdamW steps. No corpus is needed: the prompts
+    are the only data, so it runs offline on the bundled models.
+    """
+    starts = [ids[:prompt_len] for ids in prompt_ids if len(ids) >= prompt_len]
+    if not starts:
+        raise ValueError(f"no prompt has {prompt_len} tokens; give longer prompts or a smaller prompt_len")
+    device = teacher.device
+    unique = torch.tensor(starts).to(device)
+    sampled = unique.repeat(math.ceil(max(sequences - len(starts), 1) / len(starts)), 1)[: max(sequences - len(starts), 1)]
+    torch.manual_seed(seed)  # generate samples from the global generator
+    rows = []
+    with torch.no_grad():
+        for prompts, do_sample in ((unique, False), (sampled, True)):  # the greedy path of each prompt, then samples
+            rows.append(teacher.generate(
+                prompts, attention_mask=torch.ones_like(prompts), max_new_tokens=new_tokens, min_new_tokens=new_tokens,
+                do_sample=do_sample, temperature=1.0 if do_sample else None, top_k=0 if do_sample else None, top_p=None,
+                pad_token_id=teacher.config.eos_token_id,
+            ))
+    text = torch.cat(rows)  # (sequences, prompt_len + new_tokens)
+
+    def draw(b: int, seq_len: int, g: torch.Generator) -> torch.Tensor:
+        return text[torch.randint(0, text.shape[0], (b,), generator=g), : seq_len + 1]
+
+    stage = Stage(steps=steps, batch=batch, seq_len=text.shape[1] - 1, lr=lr)
+    student.train()
+    losses = optimise("distilling", student.parameters(), distill_loss(student, teacher), None, stage, 1.0,
+                      torch.Generator().manual_seed(seed), device, draw)
+    student.eval()
+    return losses
+
+
 def medusa_loss(heads: MedusaHeads, target: LlamaForCausalLM):
     """Head k (1..K) at position t predicts token t + k + 1 from the target's final hidden state."""
 

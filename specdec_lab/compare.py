@@ -6,6 +6,8 @@ is timed right before the speculative run, so both see the same machine state; t
     speed = Σ baseline seconds / Σ speculative seconds        (equal token counts: min_new_tokens = max_new_tokens)
     α     = accepted / drafted   (trees: along the branch shown in the trace)
     τ     = new tokens / steps   (the target's own token included)
+    c, v  = measured cost of one drafted position / of one verification forward, in baseline forwards
+    predicted = (1 − α^(γ+1)) / ((1 − α)(γc + 1));  predicted_v: the same with v in place of 1
 
 The notebooks and ``benchmarks/bench_catalogue.py`` use this; figures, not assertions.
 """
@@ -18,6 +20,25 @@ import time
 
 from .decode import generate_autoregressive, generate_speculative
 from .registry import DRAFTERS, VERIFIERS, build_drafter
+from .theory import speedup
+
+
+def measured_costs(draft_s: float, verify_s: float, steps: int, gamma: int, baseline_s_per_token: float) -> tuple[float, float]:
+    """(c, v) in units of one baseline target forward (the autoregressive time per token):
+
+        c = (draft seconds per step / γ) / baseline seconds per token     one drafted position
+        v = (verify seconds per step) / baseline seconds per token        one forward over γ'+1 tokens, verdict included
+    """
+    if steps == 0 or baseline_s_per_token <= 0:
+        return float("nan"), float("nan")
+    return (draft_s / steps / gamma) / baseline_s_per_token, (verify_s / steps) / baseline_s_per_token
+
+
+def predictions(alpha: float, gamma: int, c: float, v: float) -> tuple[float, float]:
+    """(Theorem 3.8's speedup at (α, γ, c), the same with the measured verification cost v); nan without α."""
+    if math.isnan(alpha) or math.isnan(c):
+        return float("nan"), float("nan")
+    return speedup(alpha, gamma, c), speedup(alpha, gamma, c, v)
 
 
 def lossless(verifier: str) -> bool:
@@ -28,7 +49,7 @@ def measure(target, tokenizer, drafter: str, verifier: str, prompts: list[list[i
             max_new_tokens: int = 48, temperature: float = 0.0, drafter_options: dict | None = None) -> dict:
     """One method over ``prompts`` (token ids): α, τ, target forwards per 100 tokens, speed vs autoregressive, ms/token."""
     built = build_drafter(drafter, target, tokenizer, **(drafter_options or {}))
-    t_base = t_spec = 0.0
+    t_base = t_spec = draft_s = verify_s = 0.0
     accepted = drafted = steps = forwards = tokens = 0
     for seed, ids in enumerate(prompts):
         common = dict(max_new_tokens=max_new_tokens, min_new_tokens=max_new_tokens, temperature=temperature, seed=seed)
@@ -41,9 +62,13 @@ def measure(target, tokenizer, drafter: str, verifier: str, prompts: list[list[i
         s = out.stats
         accepted, drafted, steps = accepted + s.accepted, drafted + s.drafted, steps + s.steps
         forwards, tokens = forwards + s.target_forwards, tokens + s.new_tokens
-    return {"drafter": drafter, "verifier": verifier, "T": temperature, "gamma": gamma,
-            "alpha": accepted / drafted if drafted else float("nan"), "tau": tokens / steps,
-            "forwards_per_100": 100 * forwards / tokens, "speed": t_base / t_spec, "ms_per_token": 1000 * t_spec / tokens}
+        draft_s, verify_s = draft_s + s.draft_time_s, verify_s + s.verify_time_s
+    alpha = accepted / drafted if drafted else float("nan")
+    c, v = measured_costs(draft_s, verify_s, steps, gamma, t_base / tokens)
+    predicted, predicted_v = predictions(alpha, gamma, c, v)
+    return {"drafter": drafter, "verifier": verifier, "T": temperature, "gamma": gamma, "alpha": alpha,
+            "tau": tokens / steps, "forwards_per_100": 100 * forwards / tokens, "speed": t_base / t_spec,
+            "ms_per_token": 1000 * t_spec / tokens, "c": c, "v": v, "predicted": predicted, "predicted_v": predicted_v}
 
 
 def compare(target, tokenizer, methods: list[tuple[str, str]], prompts: list[str], **options) -> list[dict]:

@@ -89,6 +89,22 @@ def ridge_tokens(m: ModelShape, hw: Hardware) -> float:
     return hw.peak * m.bytes_per_number / (2 * hw.bandwidth)
 
 
+def fit_hardware(m: ModelShape, times: dict[int, float], context: int, bandwidth: float = 20 * GB,
+                 name: str = "this device (fitted)") -> Hardware:
+    """A Hardware that reproduces measured forward times {k: seconds} at the smallest and largest k.
+
+    The bandwidth is taken as given. The smallest k is memory bound, so the overhead is
+    o = t(k_min) − B(k_min)/bandwidth; the largest k is compute bound if its time allows,
+    so peak = F(k_max) / (t(k_max) − o) (else the ridge is put at k_max).
+    """
+    k_lo, k_hi = min(times), max(times)
+    if k_hi == k_lo or times[k_hi] <= times[k_lo]:
+        raise ValueError("need times for at least two k, growing with k, to fit a peak")
+    overhead = max(times[k_lo] - bytes_moved(m, k_lo, context) / bandwidth, 0.0)
+    busy = max(times[k_hi] - overhead, bytes_moved(m, k_hi, context) / bandwidth)
+    return Hardware(name, bandwidth, flops(m, k_hi, context) / busy, overhead, "fitted to measured forward times")
+
+
 def predicted_speedup(alpha: float, gamma: int, target: ModelShape, drafter: ModelShape | None, hw: Hardware,
                       context: int = 512, drafter_cost: float | None = None) -> float:
     """The speedup the roofline predicts: c and v from forward_time (or ``drafter_cost`` = c for model-free drafters)."""

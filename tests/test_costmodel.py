@@ -55,3 +55,16 @@ def test_forward_latency_probe_times_every_k_and_leaves_the_model_alone():
         forward_latency(model, ks=(0,))
     with pytest.raises(ValueError, match="k >= 1"):
         forward_time(LLAMA_7B, 0, 10, H100)
+
+
+def test_fit_hardware_reproduces_the_endpoints_of_a_measured_curve():
+    from specdec_lab.costmodel import fit_hardware
+
+    m = ModelShape(params=6_000_000, layers=6, width=384, kv_width=384, bytes_per_number=4)
+    truth = Hardware("truth", bandwidth=20e9, peak=2e10, overhead=0.01)
+    times = {k: forward_time(m, k, 128, truth) for k in (1, 4, 16, 64)}
+    fitted = fit_hardware(m, times, 128)
+    for k in (1, 64):
+        assert forward_time(m, k, 128, fitted) == pytest.approx(times[k], rel=1e-6)
+    with pytest.raises(ValueError, match="two k"):
+        fit_hardware(m, {1: 0.01}, 128)

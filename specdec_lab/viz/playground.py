@@ -33,6 +33,7 @@ from pathlib import Path
 import ipywidgets as widgets
 import plotly.graph_objects as go
 
+from ..compare import measured_costs, predictions
 from ..decode import generate_autoregressive, generate_speculative
 from ..registry import DRAFTERS, VERIFIERS, build_drafter, build_verifier
 from ..theory import expected_tokens_per_step, speedup
@@ -86,30 +87,17 @@ class PlaygroundRun:
         return {**asdict(self.settings), **{k: v for k, v in asdict(self).items() if k != "settings"}}
 
 
-def cost_ratios(run: GenerationOutput, gamma: int, baseline_s_per_token: float) -> tuple[float, float]:
-    """(c, v) measured on a run, in baseline target forwards (time per token of the autoregressive baseline):
-
-        c = (draft time per step / γ) / baseline time per token     (one drafted position)
-        v = (verify time per step) / baseline time per token        (one forward over γ'+1 tokens, verdict included)
-    """
-    s = run.stats
-    if s.steps == 0 or baseline_s_per_token <= 0:
-        return float("nan"), float("nan")
-    return (s.draft_time_s / s.steps / gamma) / baseline_s_per_token, (s.verify_time_s / s.steps) / baseline_s_per_token
-
-
 def summarize_run(settings: Settings, run: GenerationOutput, baseline: GenerationOutput) -> PlaygroundRun:
     """The playground's metrics for a speculative run and its baseline (see the module docstring)."""
     base_s = baseline.stats.wall_time_s / max(baseline.stats.new_tokens, 1)
-    c, v = cost_ratios(run, settings.gamma, base_s)
-    alpha = run.stats.acceptance_rate
-    known = not (math.isnan(alpha) or math.isnan(c))
+    s = run.stats
+    c, v = measured_costs(s.draft_time_s, s.verify_time_s, s.steps, settings.gamma, base_s)
+    predicted, predicted_v = predictions(s.acceptance_rate, settings.gamma, c, v)
     return PlaygroundRun(
-        settings=settings, alpha=alpha, tau=run.stats.mean_tokens_per_step, ms_per_token=run.stats.ms_per_token,
+        settings=settings, alpha=s.acceptance_rate, tau=s.mean_tokens_per_step, ms_per_token=s.ms_per_token,
         baseline_ms_per_token=baseline.stats.ms_per_token, cost_ratio=c, verify_cost=v,
-        measured_speedup=baseline.stats.ms_per_token / run.stats.ms_per_token,
-        predicted_speedup=speedup(alpha, settings.gamma, c) if known else float("nan"),
-        predicted_speedup_v=speedup(alpha, settings.gamma, c, v) if known else float("nan"),
+        measured_speedup=baseline.stats.ms_per_token / s.ms_per_token,
+        predicted_speedup=predicted, predicted_speedup_v=predicted_v,
     )
 
 

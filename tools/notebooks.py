@@ -1,0 +1,91 @@
+"""Keep the notebooks clean in git, and refresh the outputs nbval checks.
+
+    python tools/notebooks.py clean   [NOTEBOOK ...]   # strip: outputs only in '# NBVAL_CHECK_OUTPUT' cells
+    python tools/notebooks.py execute [NOTEBOOK ...]   # run top to bottom (kernel python3), then clean
+    python tools/notebooks.py check   [NOTEBOOK ...]   # exit 1 if any notebook is not clean (what the tests assert)
+
+Clean means: kernel ``python3``; no widget state; no execution counts; no cell metadata but
+``tags``; code cells without outputs, except cells marked ``# NBVAL_CHECK_OUTPUT``, which
+keep their stdout / results (never stderr, which nbval-lax does not compare reliably).
+Small diffs follow: a re-run changes only the checked outputs that really changed.
+Default: every notebook under notebooks/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+MARK = "# NBVAL_CHECK_OUTPUT"
+KERNEL = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
+
+
+def clean(nb: dict) -> dict:
+    nb["metadata"] = {"kernelspec": KERNEL, "language_info": {"name": "python"}}
+    for cell in nb["cells"]:
+        tags = cell.get("metadata", {}).get("tags")
+        cell["metadata"] = {"tags": tags} if tags else {}
+        cell.pop("id", None)
+        if cell["cell_type"] != "code":
+            cell.pop("outputs", None)
+            cell.pop("execution_count", None)
+            continue
+        cell["execution_count"] = None
+        checked = MARK in "".join(cell["source"])
+        cell["outputs"] = [_strip(o) for o in cell.get("outputs", []) if _keep(o)] if checked else []
+    nb["nbformat"], nb["nbformat_minor"] = 4, 4
+    return nb
+
+
+def _keep(output: dict) -> bool:
+    return not (output["output_type"] == "stream" and output.get("name") == "stderr")
+
+
+def _strip(output: dict) -> dict:
+    output = {k: v for k, v in output.items() if k != "transient"}
+    if output["output_type"] == "execute_result":
+        output["execution_count"] = None
+    if "metadata" in output:
+        output["metadata"] = {}
+    return output
+
+
+def dumps(nb: dict) -> str:
+    return json.dumps(nb, indent=1, ensure_ascii=False) + "\n"
+
+
+def execute(path: Path) -> dict:
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(path, as_version=4)
+    NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
+    return json.loads(nbformat.writes(nb))
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("command", choices=["clean", "execute", "check"])
+    ap.add_argument("notebooks", nargs="*", type=Path)
+    args = ap.parse_args(argv)
+    paths = args.notebooks or sorted((ROOT / "notebooks").glob("*.ipynb"))
+    dirty = []
+    for path in paths:
+        nb = execute(path) if args.command == "execute" else json.loads(path.read_text(encoding="utf-8"))
+        text = dumps(clean(nb))
+        if args.command == "check":
+            if text != path.read_text(encoding="utf-8"):
+                dirty.append(path)
+        else:
+            path.write_text(text, encoding="utf-8")
+            print(f"{args.command}: {path}")
+    for path in dirty:
+        print(f"not clean: {path} (run: python tools/notebooks.py clean {path})", file=sys.stderr)
+    return 1 if dirty else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

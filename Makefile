@@ -7,7 +7,7 @@ TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.specdec_lab-installed
 
-.PHONY: setup lab test bench
+.PHONY: setup lab test bench notebooks
 
 setup: $(STAMP)
 
@@ -26,3 +26,6 @@ test: setup
 
 bench: setup
 	$(BIN)/python benchmarks/bench_engine.py
+
+notebooks: setup  # re-run every notebook, keep only the outputs nbval checks
+	$(BIN)/python tools/notebooks.py execute

@@ -4,7 +4,8 @@ For each method and each prompt an autoregressive run of the same prompt and set
 is timed right before the speculative run, so both see the same machine state; then
 
     speed = Σ baseline seconds / Σ speculative seconds        (equal token counts: min_new_tokens = max_new_tokens)
-    α     = accepted / drafted   (trees: along the branch shown in the trace)
+    α     = accepted / checked drafts (the formulas' per-token rate; trees: along the branch shown)
+    acceptance_rate = accepted / drafted (drafts after a step's first rejection count as not accepted)
     τ     = new tokens / steps   (the target's own token included)
     c, v  = measured cost of one drafted position / of one verification forward, in baseline forwards
     predicted = (1 − α^(γ+1)) / ((1 − α)(γc + 1));  predicted_v: the same with v in place of 1
@@ -50,7 +51,7 @@ def measure(target, tokenizer, drafter: str, verifier: str, prompts: list[list[i
     """One method over ``prompts`` (token ids): α, τ, target forwards per 100 tokens, speed vs autoregressive, ms/token."""
     built = build_drafter(drafter, target, tokenizer, **(drafter_options or {}))
     t_base = t_spec = draft_s = verify_s = 0.0
-    accepted = drafted = steps = forwards = tokens = 0
+    accepted = drafted = checked = steps = forwards = tokens = 0
     for seed, ids in enumerate(prompts):
         common = dict(max_new_tokens=max_new_tokens, min_new_tokens=max_new_tokens, temperature=temperature, seed=seed)
         start = time.perf_counter()
@@ -60,13 +61,14 @@ def measure(target, tokenizer, drafter: str, verifier: str, prompts: list[list[i
         out = generate_speculative(target, built, ids, gamma=gamma, verifier=verifier, **common)
         t_spec += time.perf_counter() - start
         s = out.stats
-        accepted, drafted, steps = accepted + s.accepted, drafted + s.drafted, steps + s.steps
+        accepted, drafted, checked, steps = accepted + s.accepted, drafted + s.drafted, checked + s.checked, steps + s.steps
         forwards, tokens = forwards + s.target_forwards, tokens + s.new_tokens
         draft_s, verify_s = draft_s + s.draft_time_s, verify_s + s.verify_time_s
-    alpha = accepted / drafted if drafted else float("nan")
+    alpha = accepted / checked if checked else float("nan")
     c, v = measured_costs(draft_s, verify_s, steps, gamma, t_base / tokens)
     predicted, predicted_v = predictions(alpha, gamma, c, v)
     return {"drafter": drafter, "verifier": verifier, "T": temperature, "gamma": gamma, "alpha": alpha,
+            "acceptance_rate": accepted / drafted if drafted else float("nan"),
             "tau": tokens / steps, "forwards_per_100": 100 * forwards / tokens, "speed": t_base / t_spec,
             "ms_per_token": 1000 * t_spec / tokens, "c": c, "v": v, "predicted": predicted, "predicted_v": predicted_v}
 
@@ -91,13 +93,16 @@ def _cells(r: dict) -> list[str]:
             f"{r['forwards_per_100']:.0f}", f"{r['speed']:.2f}×"]
 
 
-def table_markdown(rows: list[dict]) -> str:
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    lines += ["| " + " | ".join(_cells(r)) + " |" for r in rows]
+def table_markdown(rows: list[dict], first: tuple[str, ...] = ()) -> str:
+    """The rows as a Markdown table; ``first`` names extra row keys shown as leading columns (e.g. "task")."""
+    lines = ["| " + " | ".join(first + COLUMNS) + " |", "|" + "---|" * (len(first) + len(COLUMNS))]
+    lines += ["| " + " | ".join([str(r[k]) for k in first] + _cells(r)) + " |" for r in rows]
     return "\n".join(lines)
 
 
-def table_html(rows: list[dict]) -> str:
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in COLUMNS)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in _cells(r)) + "</tr>" for r in rows)
+def table_html(rows: list[dict], first: tuple[str, ...] = ()) -> str:
+    """The rows as an HTML table (static: GitHub, nbviewer); ``first`` as in :func:`table_markdown`."""
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in first + COLUMNS)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in [str(r[k]) for k in first] + _cells(r)) + "</tr>"
+                   for r in rows)
     return f'<table class="sdl-metrics"><tr>{head}</tr>{body}</table>'

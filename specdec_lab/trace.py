@@ -44,7 +44,9 @@ class Stats:
     steps: int
     drafted: int  # drafted tokens that reached the verifier
     accepted: int  # of which accepted
-    acceptance_rate: float  # accepted / drafted (nan when nothing was drafted)
+    acceptance_rate: float  # accepted / drafted (nan when nothing was drafted); vLLM's "draft acceptance rate"
+    checked: int  # drafts the verifier decided on: the accepted ones and each step's first rejection
+    alpha: float  # accepted / checked: the per-token acceptance probability α of Leviathan's formulas (nan if none)
     mean_tokens_per_step: float  # τ: emitted tokens per step, the target's own token included
     target_forwards: int  # target model calls, the prompt's prefill included
     drafter_forwards: int  # drafter model calls (0 for model-free drafters)
@@ -76,12 +78,15 @@ def summarize(steps: list[StepRecord], wall_time_s: float, target_forwards: int,
     drafted = sum(len(s.draft) for s in steps)
     accepted = sum(s.n_accepted for s in steps)
     new_tokens = sum(len(s.emitted) for s in steps)
+    checked = sum(d != "unchecked" for s in steps for d in s.decisions)
     return Stats(
         new_tokens=new_tokens,
         steps=len(steps),
         drafted=drafted,
         accepted=accepted,
         acceptance_rate=accepted / drafted if drafted else float("nan"),
+        checked=checked,
+        alpha=accepted / checked if checked else float("nan"),
         mean_tokens_per_step=new_tokens / len(steps) if steps else float("nan"),
         target_forwards=target_forwards,
         drafter_forwards=drafter_forwards,

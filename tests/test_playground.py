@@ -137,8 +137,9 @@ def test_static_html_and_save(zoo, tmp_path):
 
 
 def _step(draft_s: float, verify_s: float, n_draft: int, n_acc: int, emitted: int) -> StepRecord:
+    decisions = (["accepted"] * n_acc + ["rejected"] + ["unchecked"] * n_draft)[:n_draft]
     return StepRecord(context_len=3, draft=[1] * n_draft, q_draft=[1.0] * n_draft, p_draft=[1.0] * n_draft,
-                      accept_prob=[1.0] * n_draft, uniforms=[0.0] * n_draft, decisions=["accepted"] * n_draft,
+                      accept_prob=[1.0] * n_draft, uniforms=[0.0] * n_draft, decisions=decisions,
                       n_accepted=n_acc, emitted=[1] * emitted, next_token=1, next_kind="corrected",
                       draft_time_s=draft_s, verify_time_s=verify_s)
 
@@ -150,9 +151,11 @@ def test_metric_definitions_on_a_made_up_run():
     base_steps = [_step(0.0, 0.010, 0, 0, 1) for _ in range(10)]  # 10 ms per token
     baseline = GenerationOutput([1], [1] * 10, base_steps, summarize(base_steps, 0.100, 10, 0), {})
     point = summarize_run(Settings("x", "d", "v", 4, 0.0, 1.0, 7), run, baseline)
-    assert point.alpha == pytest.approx(5 / 8) and point.tau == pytest.approx(3.5)
+    assert run.stats.checked == 6 and run.stats.alpha == pytest.approx(5 / 6)
+    assert point.alpha == pytest.approx(5 / 6) and point.acceptance_rate == pytest.approx(5 / 8)  # 6 checked, 8 drafted
+    assert point.tau == pytest.approx(3.5)
     assert point.cost_ratio == pytest.approx((0.004 / 4) / 0.010)  # 0.1
     assert point.verify_cost == pytest.approx(0.012 / 0.010)  # 1.2
     assert point.measured_speedup == pytest.approx(10.0 / (32.0 / 7))
-    assert point.predicted_speedup == pytest.approx(speedup(5 / 8, 4, 0.1))
-    assert point.predicted_speedup_v == pytest.approx(speedup(5 / 8, 4, 0.1, 1.2))
+    assert point.predicted_speedup == pytest.approx(speedup(5 / 6, 4, 0.1))
+    assert point.predicted_speedup_v == pytest.approx(speedup(5 / 6, 4, 0.1, 1.2))

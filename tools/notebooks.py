@@ -4,7 +4,8 @@
     python tools/notebooks.py execute [NOTEBOOK ...]   # run top to bottom (kernel python3), then clean
     python tools/notebooks.py check   [NOTEBOOK ...]   # exit 1 if any notebook is not clean (what the tests assert)
 
-Clean means: kernel ``python3``; no widget state; no execution counts; no cell metadata but
+Clean means: kernel ``python3``; no widget state; no execution counts (a checked cell gets its position, as
+nbval skips cells it thinks unrun); no cell metadata but
 ``tags``; code cells without outputs, except cells marked ``# NBVAL_CHECK_OUTPUT``, which
 keep their stdout / results (never stderr, which nbval-lax does not compare reliably).
 Small diffs follow: a re-run changes only the checked outputs that really changed.
@@ -25,7 +26,7 @@ KERNEL = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": 
 
 def clean(nb: dict) -> dict:
     nb["metadata"] = {"kernelspec": KERNEL, "language_info": {"name": "python"}}
-    for cell in nb["cells"]:
+    for number, cell in enumerate(nb["cells"], start=1):
         tags = cell.get("metadata", {}).get("tags")
         cell["metadata"] = {"tags": tags} if tags else {}
         cell.pop("id", None)
@@ -33,9 +34,10 @@ def clean(nb: dict) -> dict:
             cell.pop("outputs", None)
             cell.pop("execution_count", None)
             continue
-        cell["execution_count"] = None
         checked = MARK in "".join(cell["source"])
-        cell["outputs"] = [_strip(o) for o in cell.get("outputs", []) if _keep(o)] if checked else []
+        # nbval skips a checked cell whose execution count is null ("unrun"): number it by its position
+        cell["execution_count"] = number if checked else None
+        cell["outputs"] = [_strip(o, number) for o in cell.get("outputs", []) if _keep(o)] if checked else []
     nb["nbformat"], nb["nbformat_minor"] = 4, 4
     return nb
 
@@ -44,10 +46,10 @@ def _keep(output: dict) -> bool:
     return not (output["output_type"] == "stream" and output.get("name") == "stderr")
 
 
-def _strip(output: dict) -> dict:
+def _strip(output: dict, number: int) -> dict:
     output = {k: v for k, v in output.items() if k != "transient"}
     if output["output_type"] == "execute_result":
-        output["execution_count"] = None
+        output["execution_count"] = number
     if "metadata" in output:
         output["metadata"] = {}
     return output

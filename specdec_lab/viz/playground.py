@@ -6,7 +6,7 @@ the autoregressive baseline on the same prompt and settings, on this machine:
     measured speedup   S = (baseline ms/token) / (speculative ms/token)
     predicted speedup  Ŝ = (1 − α^(γ+1)) / ((1 − α)(γc + 1))        (Leviathan et al. 2023, Thm 3.8)
 
-with α the run's acceptance rate and c the measured cost of one drafted position relative
+with α the run's per-token acceptance rate (accepted ÷ checked drafts) and c the measured cost of one drafted position relative
 to one target forward: c = (draft time per step / γ) / (baseline time per token). The
 theorem assumes verifying γ + 1 tokens costs one forward; the playground also shows Ŝ
 with the measured verification cost v in place of that 1, and the rest of any gap is
@@ -73,7 +73,8 @@ class PlaygroundRun:
     """One point of the chart: the settings and what they measured."""
 
     settings: Settings
-    alpha: float  # acceptance rate (nan if nothing was drafted)
+    alpha: float  # α = accepted / checked drafts, the formula's per-token probability (nan if none was checked)
+    acceptance_rate: float  # accepted / drafted (unchecked drafts after a rejection count as not accepted)
     tau: float  # mean tokens per step, the target's own token included
     ms_per_token: float
     baseline_ms_per_token: float
@@ -92,9 +93,9 @@ def summarize_run(settings: Settings, run: GenerationOutput, baseline: Generatio
     base_s = baseline.stats.wall_time_s / max(baseline.stats.new_tokens, 1)
     s = run.stats
     c, v = measured_costs(s.draft_time_s, s.verify_time_s, s.steps, settings.gamma, base_s)
-    predicted, predicted_v = predictions(s.acceptance_rate, settings.gamma, c, v)
+    predicted, predicted_v = predictions(s.alpha, settings.gamma, c, v)
     return PlaygroundRun(
-        settings=settings, alpha=s.acceptance_rate, tau=s.mean_tokens_per_step, ms_per_token=s.ms_per_token,
+        settings=settings, alpha=s.alpha, acceptance_rate=s.acceptance_rate, tau=s.mean_tokens_per_step, ms_per_token=s.ms_per_token,
         baseline_ms_per_token=baseline.stats.ms_per_token, cost_ratio=c, verify_cost=v,
         measured_speedup=baseline.stats.ms_per_token / s.ms_per_token,
         predicted_speedup=predicted, predicted_speedup_v=predicted_v,
@@ -108,7 +109,8 @@ def _fmt(x: float, digits: int = 2) -> str:
 def metrics_html(point: PlaygroundRun) -> str:
     s = point.settings
     rows = [
-        ("acceptance rate α", _fmt(point.alpha)),
+        ("acceptance rate α (accepted ÷ checked drafts)", _fmt(point.alpha)),
+        ("accepted ÷ all drafted", _fmt(point.acceptance_rate)),
         ("tokens per step τ (formula at α: " + (_fmt(expected_tokens_per_step(point.alpha, s.gamma))
                                               if not math.isnan(point.alpha) else "n/a") + ")", _fmt(point.tau)),
         ("speculative ms/token", _fmt(point.ms_per_token, 1)),

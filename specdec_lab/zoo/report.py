@@ -49,15 +49,17 @@ def drafters(target) -> dict:
 
 
 def acceptance(target, drafter, prompt_ids: list[list[int]], gamma: int, temperature: float, max_new_tokens: int = 32) -> dict:
-    """α and τ pooled over prompts (α = accepted / drafted; τ = new tokens / steps)."""
-    accepted = drafted = tokens = steps = 0
+    """α and τ pooled over prompts: alpha = accepted / drafted (the zoo table's), alpha_checked = accepted / checked
+    (the per-token probability of the formulas), tokens_per_step = new tokens / steps."""
+    accepted = drafted = checked = tokens = steps = 0
     draft_s = 0.0
     for i, ids in enumerate(prompt_ids):
         out = generate_speculative(target, drafter, ids, gamma=gamma, max_new_tokens=max_new_tokens, temperature=temperature, seed=i)
-        accepted, drafted = accepted + out.stats.accepted, drafted + out.stats.drafted
+        accepted, drafted, checked = accepted + out.stats.accepted, drafted + out.stats.drafted, checked + out.stats.checked
         tokens, steps = tokens + out.stats.new_tokens, steps + out.stats.steps
         draft_s += out.stats.draft_time_s
-    return {"alpha": accepted / drafted, "tokens_per_step": tokens / steps, "draft_ms_per_token": 1000 * draft_s / drafted}
+    return {"alpha": accepted / drafted, "alpha_checked": accepted / checked, "tokens_per_step": tokens / steps,
+            "draft_ms_per_token": 1000 * draft_s / drafted}
 
 
 @torch.inference_mode()

@@ -93,16 +93,21 @@ def fit_hardware(m: ModelShape, times: dict[int, float], context: int, bandwidth
                  name: str = "this device (fitted)") -> Hardware:
     """A Hardware that reproduces measured forward times {k: seconds} at the smallest and largest k.
 
-    The bandwidth is taken as given. The smallest k is memory bound, so the overhead is
-    o = t(k_min) − B(k_min)/bandwidth; the largest k is compute bound if its time allows,
-    so peak = F(k_max) / (t(k_max) − o) (else the ridge is put at k_max).
+    The bandwidth is taken as given. If the smallest k is memory bound, the overhead is
+    o = t(k_min) − B(k_min)/bandwidth and peak = F(k_max) / (t(k_max) − o); if that peak would
+    make k_min compute bound too, both ends are: peak = ΔF / Δt and o = t(k_min) − F(k_min)/peak.
     """
     k_lo, k_hi = min(times), max(times)
     if k_hi == k_lo or times[k_hi] <= times[k_lo]:
         raise ValueError("need times for at least two k, growing with k, to fit a peak")
+    note = "fitted to measured forward times"
     overhead = max(times[k_lo] - bytes_moved(m, k_lo, context) / bandwidth, 0.0)
     busy = max(times[k_hi] - overhead, bytes_moved(m, k_hi, context) / bandwidth)
-    return Hardware(name, bandwidth, flops(m, k_hi, context) / busy, overhead, "fitted to measured forward times")
+    peak = flops(m, k_hi, context) / busy
+    if flops(m, k_lo, context) / peak > bytes_moved(m, k_lo, context) / bandwidth:  # k_min is compute bound too
+        peak = (flops(m, k_hi, context) - flops(m, k_lo, context)) / (times[k_hi] - times[k_lo])
+        overhead = max(times[k_lo] - flops(m, k_lo, context) / peak, 0.0)
+    return Hardware(name, bandwidth, peak, overhead, note)
 
 
 def predicted_speedup(alpha: float, gamma: int, target: ModelShape, drafter: ModelShape | None, hw: Hardware,

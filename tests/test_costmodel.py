@@ -68,3 +68,13 @@ def test_fit_hardware_reproduces_the_endpoints_of_a_measured_curve():
         assert forward_time(m, k, 128, fitted) == pytest.approx(times[k], rel=1e-6)
     with pytest.raises(ValueError, match="two k"):
         fit_hardware(m, {1: 0.01}, 128)
+
+
+def test_fit_hardware_when_even_one_token_is_compute_bound():
+    from specdec_lab.costmodel import fit_hardware
+
+    m = ModelShape(params=6_000_000, layers=6, width=384, kv_width=384, bytes_per_number=4)
+    truth = Hardware("slow", bandwidth=20e9, peak=2e9, overhead=0.002)  # F(1)/peak = 6 ms > B/bw = 1.2 ms
+    times = {k: forward_time(m, k, 16, truth) for k in (1, 8)}
+    fitted = fit_hardware(m, times, 16)
+    assert [forward_time(m, k, 16, fitted) for k in (1, 8)] == pytest.approx([times[1], times[8]], rel=1e-6)

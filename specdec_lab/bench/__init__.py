@@ -1,0 +1,12 @@
+"""The benchmark: a mini Spec-Bench on the bundled models (or Spec-Bench itself on any pair), measured side by side.
+
+    specdec-lab bench --prompts-per-task 5 --out bench-report      # the console script
+    from specdec_lab.bench import read_questions, run_benchmark, write_report   # the same from a notebook
+"""
+
+from .report import to_html, to_markdown, write_report
+from .runner import all_methods, default_methods, run_benchmark
+from .tasks import MINIBENCH, Question, read_questions
+
+__all__ = ["MINIBENCH", "Question", "all_methods", "default_methods", "read_questions", "run_benchmark", "to_html",
+           "to_markdown", "write_report"]

@@ -92,9 +92,15 @@ def probe_figure(result: dict) -> go.Figure | None:
     return fig
 
 
-def to_html(result: dict) -> str:
+def table_html(result: dict, tasks: list[str] | None = None) -> str:
+    """The summary table as an HTML fragment, only ``tasks`` (e.g. ["all"]) if given."""
     head = "".join(f"<th>{html.escape(t)}</th>" for _, t in COLUMNS)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(r.get(k)))}</td>" for k, _ in COLUMNS) + "</tr>" for r in result["summary"])
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(r.get(k)))}</td>" for k, _ in COLUMNS) + "</tr>"
+                   for r in result["summary"] if tasks is None or r["task"] in tasks)
+    return f'<table class="sdl-metrics"><tr>{head}</tr>{body}</table>'
+
+
+def to_html(result: dict) -> str:
     notes = "".join(f"<li>{html.escape(r['method'])}: {html.escape(r['explanation'])}</li>"
                     for r in _rows(result, "all") if "explanation" in r)
     figures = [speedup_figure(result), position_figure(result), probe_figure(result)]
@@ -103,7 +109,7 @@ def to_html(result: dict) -> str:
     return ("<!doctype html><html><head><meta charset='utf-8'><title>specdec_lab benchmark</title>"
             "<style>table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}</style>"
             f"</head><body><h1>Benchmark report</h1><p>{html.escape(header_text(result))}</p>"
-            f"<table><tr>{head}</tr>{body}</table><h2>Where measured and predicted differ</h2><ul>{notes}</ul>"
+            f"{table_html(result)}<h2>Where measured and predicted differ</h2><ul>{notes}</ul>"
             f"{charts}</body></html>\n")
 
 

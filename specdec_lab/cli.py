@@ -19,9 +19,9 @@ def demo(args) -> int:
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # keep the demo's output to the steps themselves
-    target, drafter_model, tokenizer = load_pair(args.target, args.drafter, device=args.device)
     if not args.prompt.strip():
-        raise SystemExit("error: the prompt is empty or only whitespace")
+        raise ValueError("the prompt is empty or only whitespace: give some text to continue")
+    target, drafter_model, tokenizer = load_pair(args.target, args.drafter, device=args.device)
     ids = tokenizer(args.prompt)["input_ids"]
     drafter = ModelDrafter(drafter_model, name=args.drafter)
     out = generate_speculative(

@@ -73,7 +73,7 @@ def load_model(name: str, device: str | torch.device | None = None, dtype: torch
     finally:
         if bars:
             hf_logging.enable_progress_bar()
-    check_causal_lm(model, role=name)
+    check_causal_lm(model, role=f"model {name!r}")
     tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local or _offline())
     return model.to(device).eval(), tokenizer
 

@@ -30,6 +30,21 @@ def check_causal_lm(model, role: str = "target") -> None:
             f"the {role} ({type(model).__name__}) is not a causal language model; "
             "load it with AutoModelForCausalLM"
         )
+    if getattr(model.config, "model_type", None) in _ENCODERS and not getattr(model.config, "is_decoder", False):
+        raise TypeError(
+            f"the {role} ({type(model).__name__}) is an encoder ({model.config.model_type}) whose attention sees later "
+            "tokens, not a left-to-right language model; use a decoder model (or set config.is_decoder=True)"
+        )
+
+
+def _encoder_types() -> frozenset[str]:
+    """Model types that are bidirectional encoders first (masked LMs), yet also offer a causal-LM head class."""
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES, MODEL_FOR_MASKED_LM_MAPPING_NAMES
+
+    return frozenset(set(MODEL_FOR_MASKED_LM_MAPPING_NAMES) & set(MODEL_FOR_CAUSAL_LM_MAPPING_NAMES))
+
+
+_ENCODERS = _encoder_types()
 
 
 def vocab_size(model) -> int:

@@ -155,3 +155,14 @@ def test_nan_logits_are_an_error_not_a_sample():
         broken.lm_head.weight[3, 0] = float("nan")
     with pytest.raises(ValueError, match="target produced NaN or \\+inf logits"):
         generate_autoregressive(broken, [1, 2], max_new_tokens=3, temperature=1.0)
+
+
+def test_an_encoder_with_a_causal_lm_head_is_refused(target):
+    """BERT loads through AutoModelForCausalLM (BertLMHeadModel) but attends both ways unless is_decoder is set."""
+    from transformers import BertLMHeadModel
+
+    config = BertConfig(vocab_size=96, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32)
+    with pytest.raises(TypeError, match="is an encoder \\(bert\\) whose attention sees later tokens"):
+        generate_speculative(target, BertLMHeadModel(config), [1, 2], max_new_tokens=4)
+    config.is_decoder = True
+    generate_autoregressive(BertLMHeadModel(config).eval(), [1, 2], max_new_tokens=2)  # a decoder-configured BERT is fine

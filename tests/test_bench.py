@@ -93,7 +93,10 @@ def test_metric_definitions(tiny_result):
         assert row["alpha"] == pytest.approx(sum(x["accepted"] for x in mine) / sum(x["checked"] for x in mine))
         assert row["forwards_per_token"] == pytest.approx(sum(x["target_forwards"] for x in mine) / sum(x["tokens"] for x in mine))
         checked = [sum(x["checked_at"][i] for x in mine) for i in range(3)]
-        assert checked[0] == sum(x["steps"] for x in mine if x["drafted"]) or checked[0] <= sum(x["steps"] for x in mine)
+        accepted = [sum(x["accepted_at"][i] for x in mine) for i in range(3)]
+        assert checked[0] == sum(x["steps"] - x["empty_steps"] for x in mine)  # every non-empty draft's first token is checked
+        assert sum(accepted) == sum(x["accepted"] for x in mine) and sum(checked) == sum(x["checked"] for x in mine)
+        assert row["per_position"] == [a / n if n else None for a, n in zip(accepted, checked)]
         assert all(p is None or 0 <= p <= 1 for p in row["per_position"])
         base_s = sum(x["seconds"] for x in base) / sum(x["tokens"] for x in base)
         steps = sum(x["steps"] for x in mine)

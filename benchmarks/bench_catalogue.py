@@ -4,10 +4,10 @@
 
 For each temperature (0 and 1) and each combination the registry allows, the zoo target
 decodes the same held-out prompts (half Shakespeare, half Python) to the same length; an
-autoregressive run of the same prompt is timed right before each speculative run, so
-``speed`` = (autoregressive ms/token) / (speculative ms/token) is a ratio measured side by
-side. α = accepted / drafted (for trees: along the branch shown in the trace), τ = new tokens
-per step (the target's own token included). The greedy rules ignore the temperature (their
+autoregressive run of the same prompt is timed right before each speculative run, and
+``speed`` is the benchmark's (Spec-Bench's) ratio of mean tokens/s, measured side by side.
+α = accepted / checked drafts (for trees: along the branch shown in the trace), τ = new
+tokens per step (the target's own token included); see ``specdec_lab/compare.py``. The greedy rules ignore the temperature (their
 output is the target's greedy output), so they appear at T = 0 only. Figures, not assertions.
 """
 

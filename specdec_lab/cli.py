@@ -64,7 +64,6 @@ def bench(args) -> int:
         if args.methods in ("default", "all"):  # heads trained for the zoo target only
             methods = [m for m in methods if m[0] not in ZOO_ONLY]
     hf_drafter = None if args.no_hf else load_model(args.drafter_model, target.device)[0]
-    torch_seed(args.seed)
     result = run_benchmark(target, tokenizer, questions, methods, gamma=args.gamma, max_new_tokens=args.new_tokens,
                            temperature=args.temperature, seed=args.seed, hf_drafter=hf_drafter, hf_baselines=not args.no_hf,
                            drafter_options=options)
@@ -76,12 +75,6 @@ def bench(args) -> int:
             print(f"{row['method']:42s} {row['speedup']:.2f}x  {row['tokens_per_s']:.1f} tokens/s")
     print("report: " + ", ".join(str(p) for p in paths.values()))
     return 0
-
-
-def torch_seed(seed: int) -> None:
-    import torch
-
-    torch.manual_seed(seed)
 
 
 def main(argv=None) -> int:

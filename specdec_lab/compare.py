@@ -3,12 +3,10 @@
 For each method and each prompt an autoregressive run of the same prompt and settings
 is timed right before the speculative run, so both see the same machine state; then
 
-    speed = Σ baseline seconds / Σ speculative seconds        (equal token counts: min_new_tokens = max_new_tokens)
-    α     = accepted / checked drafts (the formulas' per-token rate; trees: along the branch shown)
-    acceptance_rate = accepted / drafted (drafts after a step's first rejection count as not accepted)
-    τ     = new tokens / steps   (the target's own token included)
-    c, v  = measured cost of one drafted position / of one verification forward, in baseline forwards
-    predicted = (1 − α^(γ+1)) / ((1 − α)(γc + 1));  predicted_v: the same with v in place of 1
+the metrics are the benchmark's (``specdec_lab.bench.runner``, one definition for both):
+speed = mean tokens/s over prompts ÷ the baseline's (Spec-Bench), α = accepted / checked
+drafts, τ = tokens per step, c and v the measured costs of a drafted position and of a
+verification forward, and the formula's predictions from them.
 
 The notebooks and ``benchmarks/bench_catalogue.py`` use this; figures, not assertions.
 """
@@ -19,27 +17,9 @@ import html
 import math
 import time
 
+from .bench.runner import AR, label, summarize, trace_record
 from .decode import generate_autoregressive, generate_speculative
 from .registry import DRAFTERS, VERIFIERS, build_drafter
-from .theory import speedup
-
-
-def measured_costs(draft_s: float, verify_s: float, steps: int, gamma: int, baseline_s_per_token: float) -> tuple[float, float]:
-    """(c, v) in units of one baseline target forward (the autoregressive time per token):
-
-        c = (draft seconds per step / γ) / baseline seconds per token     one drafted position
-        v = (verify seconds per step) / baseline seconds per token        one forward over γ'+1 tokens, verdict included
-    """
-    if steps == 0 or baseline_s_per_token <= 0:
-        return float("nan"), float("nan")
-    return (draft_s / steps / gamma) / baseline_s_per_token, (verify_s / steps) / baseline_s_per_token
-
-
-def predictions(alpha: float, gamma: int, c: float, v: float) -> tuple[float, float]:
-    """(Theorem 3.8's speedup at (α, γ, c), the same with the measured verification cost v); nan without α."""
-    if math.isnan(alpha) or math.isnan(c):
-        return float("nan"), float("nan")
-    return speedup(alpha, gamma, c), speedup(alpha, gamma, c, v)
 
 
 def lossless(verifier: str) -> bool:
@@ -48,29 +28,24 @@ def lossless(verifier: str) -> bool:
 
 def measure(target, tokenizer, drafter: str, verifier: str, prompts: list[list[int]], gamma: int = 4,
             max_new_tokens: int = 48, temperature: float = 0.0, drafter_options: dict | None = None) -> dict:
-    """One method over ``prompts`` (token ids): α, τ, target forwards per 100 tokens, speed vs autoregressive, ms/token."""
+    """One method over ``prompts`` (token ids), each prompt right after its baseline; the benchmark's metrics
+    (``bench.runner.summarize``) plus the short names the tables use: speed, forwards_per_100, ms_per_token."""
     built = build_drafter(drafter, target, tokenizer, **(drafter_options or {}))
-    t_base = t_spec = draft_s = verify_s = 0.0
-    accepted = drafted = checked = steps = forwards = tokens = 0
+    method = label(drafter, verifier)
+    records = []
     for seed, ids in enumerate(prompts):
         common = dict(max_new_tokens=max_new_tokens, min_new_tokens=max_new_tokens, temperature=temperature, seed=seed)
-        start = time.perf_counter()
-        generate_autoregressive(target, ids, **common)
-        t_base += time.perf_counter() - start
-        start = time.perf_counter()
-        out = generate_speculative(target, built, ids, gamma=gamma, verifier=verifier, **common)
-        t_spec += time.perf_counter() - start
-        s = out.stats
-        accepted, drafted, checked, steps = accepted + s.accepted, drafted + s.drafted, checked + s.checked, steps + s.steps
-        forwards, tokens = forwards + s.target_forwards, tokens + s.new_tokens
-        draft_s, verify_s = draft_s + s.draft_time_s, verify_s + s.verify_time_s
-    alpha = accepted / checked if checked else float("nan")
-    c, v = measured_costs(draft_s, verify_s, steps, gamma, t_base / tokens)
-    predicted, predicted_v = predictions(alpha, gamma, c, v)
-    return {"drafter": drafter, "verifier": verifier, "T": temperature, "gamma": gamma, "alpha": alpha,
-            "acceptance_rate": accepted / drafted if drafted else float("nan"),
-            "tau": tokens / steps, "forwards_per_100": 100 * forwards / tokens, "speed": t_base / t_spec,
-            "ms_per_token": 1000 * t_spec / tokens, "c": c, "v": v, "predicted": predicted, "predicted_v": predicted_v}
+        for name, run in ((AR, lambda: generate_autoregressive(target, ids, **common)),
+                          (method, lambda: generate_speculative(target, built, ids, gamma=gamma, verifier=verifier, **common))):
+            start = time.perf_counter()
+            out = run()
+            records.append({"task": "prompts", "question_id": seed, "method": name, "seconds": time.perf_counter() - start,
+                            "peak_mib": None, **trace_record(out, gamma)})
+    row = next(r for r in summarize(records, [AR, method], gamma) if (r["task"], r["method"]) == ("all", method))
+    mine = [r for r in records if r["method"] == method]
+    tokens = sum(r["tokens"] for r in mine)
+    return row | {"drafter": drafter, "verifier": verifier, "T": temperature, "gamma": gamma, "speed": row["speedup"],
+                  "forwards_per_100": 100 * row["forwards_per_token"], "ms_per_token": 1000 * sum(r["seconds"] for r in mine) / tokens}
 
 
 def compare(target, tokenizer, methods: list[tuple[str, str]], prompts: list[str], **options) -> list[dict]:

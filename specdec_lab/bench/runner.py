@@ -18,6 +18,7 @@ generation with a drafter model, and prompt lookup, all to the same number of ne
 
 from __future__ import annotations
 
+import math
 import platform
 import time
 from collections import defaultdict
@@ -25,14 +26,31 @@ from collections import defaultdict
 import torch
 import transformers
 
-from ..compare import measured_costs, predictions
 from ..decode import generate_autoregressive, generate_speculative
 from ..registry import DRAFTERS, VERIFIERS, build_drafter
-from ..theory import expected_tokens_per_step
+from ..theory import expected_tokens_per_step, speedup
 from .tasks import Question
 
 AR = "autoregressive"
 HF_GENERATE, HF_ASSISTED, HF_LOOKUP = "transformers generate", "transformers assisted (γ fixed)", "transformers prompt lookup"
+
+
+def measured_costs(draft_s: float, verify_s: float, steps: int, gamma: int, baseline_s_per_token: float) -> tuple[float, float]:
+    """(c, v) in units of one baseline target forward (the autoregressive time per token):
+
+        c = (draft seconds per step / γ) / baseline seconds per token     one drafted position
+        v = (verify seconds per step) / baseline seconds per token        one forward over γ'+1 tokens, verdict included
+    """
+    if steps == 0 or baseline_s_per_token <= 0:
+        return float("nan"), float("nan")
+    return (draft_s / steps / gamma) / baseline_s_per_token, (verify_s / steps) / baseline_s_per_token
+
+
+def predictions(alpha: float, gamma: int, c: float, v: float) -> tuple[float, float]:
+    """(Theorem 3.8's speedup at (α, γ, c), the same with the measured verification cost v); nan without α."""
+    if math.isnan(alpha) or math.isnan(c):
+        return float("nan"), float("nan")
+    return speedup(alpha, gamma, c), speedup(alpha, gamma, c, v)
 
 
 def all_methods() -> list[tuple[str, str]]:
@@ -66,7 +84,8 @@ def _timed(fn, device):
     return out, seconds, peak
 
 
-def _trace_record(out, gamma: int) -> dict:
+def trace_record(out, gamma: int) -> dict:
+    """The counts and times of one run that the summary needs (per-position acceptance up to γ)."""
     s = out.stats
     accepted_at, checked_at = [0] * gamma, [0] * gamma
     for step in out.steps:
@@ -120,13 +139,13 @@ def run_benchmark(target, tokenizer, questions: list[Question], methods: list[tu
     for i, (q, ids) in enumerate(zip(questions, encoded)):
         out, seconds, peak = _timed(lambda: generate_autoregressive(target, ids, seed=seed + i, **common), device)
         records.append({"task": q.task, "question_id": q.question_id, "method": AR, "seconds": seconds, "peak_mib": peak,
-                        **_trace_record(out, gamma)})
+                        **trace_record(out, gamma)})
         bar.update()
         for d, v in methods:
             out, seconds, peak = _timed(lambda: generate_speculative(target, drafters[d], ids, gamma=gamma, verifier=v,
                                                                      seed=seed + i, **common), device)
             records.append({"task": q.task, "question_id": q.question_id, "method": label(d, v), "seconds": seconds,
-                            "peak_mib": peak, **_trace_record(out, gamma)})
+                            "peak_mib": peak, **trace_record(out, gamma)})
             bar.update()
         for name, extra in hf_runs.items():
             out, seconds, peak = _timed(lambda: hf(ids, i, **extra), device)

@@ -27,13 +27,13 @@ from __future__ import annotations
 import html
 import math
 import threading
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import ipywidgets as widgets
 import plotly.graph_objects as go
 
-from ..compare import measured_costs, predictions
+from ..bench.runner import measured_costs, predictions
 from ..decode import generate_autoregressive, generate_speculative
 from ..registry import DRAFTERS, VERIFIERS, build_drafter, build_verifier
 from ..theory import expected_tokens_per_step, speedup
@@ -83,9 +83,6 @@ class PlaygroundRun:
     measured_speedup: float
     predicted_speedup: float  # the theorem at (α, γ, c), v = 1; nan without α
     predicted_speedup_v: float  # the same with the measured v
-
-    def row(self) -> dict:
-        return {**asdict(self.settings), **{k: v for k, v in asdict(self).items() if k != "settings"}}
 
 
 def summarize_run(settings: Settings, run: GenerationOutput, baseline: GenerationOutput) -> PlaygroundRun:

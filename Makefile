@@ -1,13 +1,13 @@
 # Two commands on a fresh machine (see README.md):
 #   make lab    set everything up, then open the workbook in JupyterLab
-#   make test   set everything up, then run every test (pytest, notebooks through nbval)
+#   make test   set everything up, then run every test (pytest, notebooks through nbval, JupyterLab in Chromium)
 PYTHON ?= python3
 VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.specdec_lab-installed
 
-.PHONY: setup lab test bench notebooks
+.PHONY: setup chromium lab test bench notebooks
 
 setup: $(STAMP)
 
@@ -18,10 +18,13 @@ $(STAMP): pyproject.toml requirements/ci.txt
 	$(BIN)/python -m pip install --quiet -c requirements/ci.txt -e ".[test]"
 	touch $@
 
+chromium:  # Debian's Chromium for the browser tests (they skip, saying why, where it cannot be installed)
+	bash tools/install_chromium.sh
+
 lab: setup
 	$(BIN)/jupyter lab --notebook-dir=notebooks
 
-test: setup
+test: setup chromium
 	$(BIN)/python -m pytest -q
 
 bench: setup

@@ -12,6 +12,7 @@ from specdec_lab.loading import load_model
 from specdec_lab.registry import DRAFTERS, VERIFIERS
 from specdec_lab.theory import speedup
 from specdec_lab.trace import GenerationOutput, StepRecord, summarize
+from specdec_lab.viz.keyboard import KeyboardScope
 from specdec_lab.viz.playground import Playground, Settings, summarize_run
 
 PROMPT = "ROMEO.\nBut soft, what light"
@@ -71,6 +72,15 @@ def test_controls_list_every_registry_method_and_do_not_update_while_dragging(zo
     for slider in (pg.gamma, pg.temperature, pg.top_p, pg.max_new_tokens):
         assert slider.continuous_update is False
     assert pg.renders == 0 and "No run yet" in pg.to_html()
+
+
+def test_keys_stay_in_the_widget(zoo):
+    """The widget carries a KeyboardScope for its own CSS class (the browser test presses the keys)."""
+    pg = playground(zoo, run_now=False)
+    scopes = [w for w in pg.widget.children if isinstance(w, KeyboardScope)]
+    assert "sdl-playground" in pg.widget._dom_classes and [w.scope for w in scopes] == ["sdl-playground"]
+    assert "data-lm-suppress-shortcuts" in scopes[0]._esm
+    assert "sdl-pg-drafter" in pg.drafter._dom_classes and "sdl-pg-gamma" in pg.gamma._dom_classes
 
 
 @pytest.mark.parametrize("drafter", list(DRAFTERS))

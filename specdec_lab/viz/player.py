@@ -33,6 +33,7 @@ from ..theory import residual
 from ..trace import BONUS, CORRECTED, GenerationOutput, StepRecord, summarize
 from .charts import draw, make_chart
 from .html import COLORS, STYLE, _token, legend_html, step_html, visible_html, visible_label
+from .keyboard import keyboard_scope
 from .text import GLYPH
 from .tree import TREE_STYLE, tree_html
 
@@ -187,7 +188,8 @@ class StepPlayer:
         self._chart = make_chart()
         self._chart_box = widgets.Box([self._chart])
         controls = widgets.HBox([self._prev, self._play, self._slider, self._next])
-        self.widget = widgets.VBox([controls, self._panel, self._chart_box])
+        self.widget = widgets.VBox([controls, self._panel, self._chart_box, *filter(None, [keyboard_scope("sdl-player")])])
+        self.widget.add_class("sdl-player")  # keys pressed on its buttons and slider stay with them
         if not out.steps:
             for w in (self._prev, self._next, self._play, self._slider):
                 w.disabled = True

@@ -40,6 +40,7 @@ from ..theory import expected_tokens_per_step, speedup
 from ..trace import GenerationOutput
 from .charts import draw, make_chart
 from .html import COLORS, STYLE, save_html, token_view_html
+from .keyboard import keyboard_scope
 
 MAX_GAMMA = 12  # slider range; the theory curve spans it too
 PLAYGROUND_STYLE = """
@@ -188,7 +189,14 @@ class Playground:
             widgets.HBox([self.gamma, self.temperature]),
             widgets.HBox([self.top_p, self.max_new_tokens]),
             self.status, self.output, self.chart,
+            *filter(None, [keyboard_scope("sdl-playground")]),  # arrow keys on a dropdown pick, not move cells
         ])
+        self.widget.add_class("sdl-playground")
+        for name, w in (("prompt", self.prompt), ("drafter", self.drafter),
+                        ("verifier", self.verifier), ("gamma", self.gamma), ("temperature", self.temperature),
+                        ("top-p", self.top_p), ("new-tokens", self.max_new_tokens), ("status", self.status),
+                        ("output", self.output), ("chart", self.chart)):
+            w.add_class(f"sdl-pg-{name}")  # stable hooks for CSS and the browser tests
         if run_now:
             self.request()
 

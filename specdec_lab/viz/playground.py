@@ -195,7 +195,7 @@ class Playground:
         for name, w in (("prompt", self.prompt), ("drafter", self.drafter),
                         ("verifier", self.verifier), ("gamma", self.gamma), ("temperature", self.temperature),
                         ("top-p", self.top_p), ("new-tokens", self.max_new_tokens), ("status", self.status),
-                        ("output", self.output), ("chart", self.chart)):
+                        ("run", self.run_button), ("output", self.output), ("chart", self.chart)):
             w.add_class(f"sdl-pg-{name}")  # stable hooks for CSS and the browser tests
         if run_now:
             self.request()

@@ -2,16 +2,20 @@
 
 Each test opens a notebook, runs all cells from the Run menu, and reads the page's DOM: outputs, the coloured token
 spans, the playground's metrics and its plotly chart. The playground is then driven with the keyboard only (the γ
-slider's handle, the drafter's ``<select>``), the way a student without a mouse, or a screen reader, would use it.
+slider's handle, the drafter's ``<select>``, the prompt box and the run button), the way a student without a mouse,
+or with a screen reader, would use it. The tests skip, saying why, where Chromium or Playwright is missing;
+`make test` installs both where it can (Playwright from the test extras, Chromium by ``tools/install_chromium.sh``).
 """
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 from collections import Counter
 
 import pytest
-from browser_lab import ARTIFACTS
+from browser_lab import ARTIFACTS, REPO, Lab, find_chromium
 
 playwright = pytest.importorskip("playwright.sync_api", reason="browser tests need Playwright (pip install -e .[test])")
 PlaywrightTimeout, expect = playwright.TimeoutError, playwright.expect
@@ -24,6 +28,37 @@ UPDATE_TIMEOUT_MS = 60_000  # one playground update (~0.5 s alone)
 # Console errors known to say nothing about the workbook; none is seen with JupyterLab 4.6 today. Add a pattern here
 # only with a note on where it comes from.
 HARMLESS_CONSOLE: tuple[re.Pattern, ...] = ()
+
+
+@pytest.fixture(scope="session")
+def chromium_path() -> str:
+    path = find_chromium()
+    if path is None:
+        named = os.environ.get("SPECDEC_LAB_CHROMIUM")
+        pytest.skip(f"browser tests skipped: SPECDEC_LAB_CHROMIUM={named} does not exist" if named else
+                    "browser tests skipped: no Chromium on PATH. `make test` installs Debian's package where it runs "
+                    "as root with apt-get; elsewhere `sudo apt-get install -y chromium`, or set SPECDEC_LAB_CHROMIUM")
+    return path
+
+
+@pytest.fixture(scope="session")
+def lab(chromium_path, tmp_path_factory):
+    root = tmp_path_factory.mktemp("lab-root")
+    for notebook in (REPO / "notebooks").glob("*.ipynb"):
+        shutil.copy(notebook, root / notebook.name)  # the lab may save what it runs; never into the repo
+    server = Lab(root, tmp_path_factory.mktemp("lab-home"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def browser(chromium_path):
+    with playwright.sync_playwright() as driver:
+        chromium = driver.chromium.launch(executable_path=chromium_path, headless=True,
+                                              args=["--disable-dev-shm-usage", "--disable-gpu"])
+        yield chromium
+        chromium.close()
+
 
 ERROR_OUTPUT = '.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.error"]'
 
@@ -116,6 +151,9 @@ class PlaygroundView:
         self.gamma_handle = self.root.locator(".sdl-pg-gamma .noUi-handle")
         self.gamma_readout = self.root.locator(".sdl-pg-gamma .widget-readout")
         self.drafter = self.root.locator(".sdl-pg-drafter select")
+        self.prompt = self.root.locator(".sdl-pg-prompt textarea")
+        self.run_button = self.root.locator("button.sdl-pg-run")
+        self.error = self.status.locator(".sdl-error")
 
     def metrics(self) -> dict[str, str]:
         rows = self.output.locator("table.sdl-metrics tr").evaluate_all(
@@ -161,9 +199,27 @@ def test_playground_keyboard_in_jupyterlab(lab, page):
     view.wait_for("lookahead + speculative, γ = 1,")
     page.screenshot(path=ARTIFACTS / "playground.drafter.png", full_page=True)
     expect(view.points).to_have_count(points1 + 1, timeout=UPDATE_TIMEOUT_MS)
-    kinds2, metrics2, points2, _ = view.snapshot()
+    kinds2, metrics2, points2, caption2 = view.snapshot()
     assert view.drafter.input_value() == "lookahead"
     assert kinds2 != kinds1, "the token view did not change with the drafter"
     assert metrics2 != metrics1
     assert float(metrics2["measured speedup"].rstrip("×")) > 0
+
+    # Bad input, typed: empty the prompt, press Enter on the run button. The message shows in the widget, the kernel
+    # lives on, and the previous result stays; a prompt typed back runs again.
+    view.prompt.focus()
+    page.keyboard.press("Control+A")
+    page.keyboard.press("Delete")
+    view.run_button.focus()
+    page.keyboard.press("Enter")
+    expect(view.error).to_contain_text("the prompt is empty", timeout=UPDATE_TIMEOUT_MS)
+    page.screenshot(path=ARTIFACTS / "playground.empty-prompt.png", full_page=True)
+    assert view.snapshot() == (kinds2, metrics2, points2, caption2), "the previous result did not stay"
+    assert [s["kernel"]["execution_state"] for s in lab.api("sessions")] == ["idle"]
+    view.prompt.focus()
+    page.keyboard.type("ROMEO.\n")
+    view.run_button.focus()
+    page.keyboard.press("Enter")
+    expect(view.points).to_have_count(points2 + 1, timeout=UPDATE_TIMEOUT_MS)
+    expect(view.error).to_have_count(0)
     assert_clean(page)

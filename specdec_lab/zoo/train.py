@@ -302,7 +302,7 @@ def write_heldout_prompts(corpus: Path, out: Path, per_domain: dict[str, int] = 
 
 
 def save_model(model: LlamaForCausalLM, tokenizer_dir: Path, folder: Path, card: dict) -> None:
-    model.half().save_pretrained(folder)
+    model.half().save_pretrained(folder, max_shard_size="16MB")  # shards under 20 MiB each, for the repository
     model.float()
     for f in tokenizer_dir.iterdir():
         (folder / f.name).write_bytes(f.read_bytes())

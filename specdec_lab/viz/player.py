@@ -190,6 +190,8 @@ class StepPlayer:
         controls = widgets.HBox([self._prev, self._play, self._slider, self._next])
         self.widget = widgets.VBox([controls, self._panel, self._chart_box, *filter(None, [keyboard_scope("sdl-player")])])
         self.widget.add_class("sdl-player")  # keys pressed on its buttons and slider stay with them
+        for name, w in (("previous", self._prev), ("next", self._next), ("step", self._slider), ("panel", self._panel)):
+            w.add_class(f"sdl-player-{name}")  # stable hooks for CSS and the browser tests
         if not out.steps:
             for w in (self._prev, self._next, self._play, self._slider):
                 w.disabled = True

@@ -1,4 +1,4 @@
-"""The workbook in a real browser: JupyterLab runs the start-here and playground notebooks in headless Chromium.
+"""The workbook in a real browser: JupyterLab runs notebooks 0, 2 and 7 in headless Chromium.
 
 Each test opens a notebook, runs all cells from the Run menu, and reads the page's DOM: outputs, the coloured token
 spans, the playground's metrics and its plotly chart. The playground is then driven with the keyboard only (the γ
@@ -122,6 +122,13 @@ def assert_clean(page) -> None:
     assert page.console.errors() == [], f"browser console errors: {page.console.errors()}"
 
 
+def active_cell(page) -> int:
+    """Index of the notebook's active cell (the one JupyterLab's cell shortcuts act on)."""
+    return page.evaluate(
+        "() => [...document.querySelectorAll('.jp-Notebook .jp-Cell')].findIndex(c => c.classList.contains('jp-mod-active'))"
+    )
+
+
 def token_kinds(area) -> Counter:
     """How many token spans of each kind (sdl-accepted, sdl-rejected, ...) ``area`` shows."""
     classes = area.locator(".sdl-tok").evaluate_all("spans => spans.map(s => s.className)")
@@ -136,6 +143,36 @@ def test_start_here_runs_in_jupyterlab(lab, page):
     text = page.locator(".jp-Notebook").inner_text()
     assert "identical: True" in text
     assert "correct:" in text
+
+
+def test_step_player_keyboard_in_jupyterlab(lab, page):
+    """Notebook 2's step player driven by keys: ArrowUp and End on its slider, Enter on its previous button.
+
+    ArrowUp and Enter are also notebook shortcuts in command mode (select the cell above, edit the cell): the keys
+    must move the player, and the notebook's active cell must stay where it is."""
+    open_and_run_all(lab, page, "02_draft_then_verify.ipynb")
+    assert_clean(page)
+    player = page.locator(".sdl-player").first
+    panel = player.locator(".sdl-player-panel .sdl-panel")
+    expect(panel).to_have_attribute("data-step", "0")
+    first = panel.inner_text()
+    player.locator(".sdl-player-step .noUi-handle").focus()
+    cell = active_cell(page)
+    page.keyboard.press("ArrowUp")
+    expect(panel).to_have_attribute("data-step", "1", timeout=UPDATE_TIMEOUT_MS)
+    assert panel.inner_text() != first
+    page.keyboard.press("End")
+    last = player.locator(".sdl-player-step .widget-readout").inner_text().strip()
+    expect(panel).to_have_attribute("data-step", last, timeout=UPDATE_TIMEOUT_MS)
+    assert int(last) > 1
+    expect(player.locator("button.sdl-player-next")).to_be_disabled()
+    player.locator("button.sdl-player-previous").focus()
+    page.keyboard.press("Enter")
+    expect(panel).to_have_attribute("data-step", str(int(last) - 1), timeout=UPDATE_TIMEOUT_MS)
+    assert active_cell(page) == cell
+    assert page.locator(".jp-Notebook.jp-mod-commandMode").count() == 1  # Enter did not open a cell for editing
+    page.screenshot(path=ARTIFACTS / "player.keyboard.png", full_page=True)
+    assert_clean(page)
 
 
 class PlaygroundView:

@@ -205,6 +205,16 @@ class PlaygroundView:
     def snapshot(self) -> tuple[Counter, dict, int, str]:
         return token_kinds(self.output), self.metrics(), self.points.count(), self.caption.inner_text()
 
+    def press(self, control, key: str, caption_part: str, shot: str) -> tuple[Counter, dict, int, str]:
+        """Press ``key`` on ``control`` (one change); wait for its result and exactly one new chart point."""
+        points = self.points.count()
+        control.focus()
+        self.page.keyboard.press(key)
+        self.wait_for(caption_part)
+        self.page.screenshot(path=ARTIFACTS / f"playground.{shot}.png", full_page=True)
+        expect(self.points).to_have_count(points + 1, timeout=UPDATE_TIMEOUT_MS)
+        return self.snapshot()
+
 
 def test_playground_keyboard_in_jupyterlab(lab, page):
     open_and_run_all(lab, page, "07_latency_playground.ipynb")
@@ -215,28 +225,18 @@ def test_playground_keyboard_in_jupyterlab(lab, page):
     runs = int(re.search(r"(\d+) runs; latest: prompt-lookup", page.locator(".jp-Notebook").inner_text()).group(1))
     assert runs >= 6
     expect(view.points).to_have_count(runs, timeout=UPDATE_TIMEOUT_MS)
-    kinds0, metrics0, points0, _ = view.snapshot()
+    kinds0, metrics0, _, _ = view.snapshot()
     assert kinds0["sdl-accepted"] > 0, kinds0
     assert view.gamma_readout.inner_text().strip() == "8"
 
     # γ: focus the slider's handle and press Home (to γ = 1), one change, so exactly one new run and one new point.
-    view.gamma_handle.focus()
-    page.keyboard.press("Home")
-    view.wait_for("prompt-lookup + speculative, γ = 1,")
-    page.screenshot(path=ARTIFACTS / "playground.gamma.png", full_page=True)
-    expect(view.points).to_have_count(points0 + 1, timeout=UPDATE_TIMEOUT_MS)
-    kinds1, metrics1, points1, _ = view.snapshot()
+    kinds1, metrics1, _, _ = view.press(view.gamma_handle, "Home", "prompt-lookup + speculative, γ = 1,", "gamma")
     assert view.gamma_readout.inner_text().strip() == "1"
     assert kinds1 != kinds0, "the token view did not change with γ"
     assert len(metrics1) == len(metrics0) and metrics1 != metrics0
 
     # Drafter: focus the <select> and press ArrowDown (prompt-lookup -> lookahead).
-    view.drafter.focus()
-    page.keyboard.press("ArrowDown")
-    view.wait_for("lookahead + speculative, γ = 1,")
-    page.screenshot(path=ARTIFACTS / "playground.drafter.png", full_page=True)
-    expect(view.points).to_have_count(points1 + 1, timeout=UPDATE_TIMEOUT_MS)
-    kinds2, metrics2, points2, caption2 = view.snapshot()
+    kinds2, metrics2, points2, caption2 = view.press(view.drafter, "ArrowDown", "lookahead + speculative, γ = 1,", "drafter")
     assert view.drafter.input_value() == "lookahead"
     assert kinds2 != kinds1, "the token view did not change with the drafter"
     assert metrics2 != metrics1

@@ -26,6 +26,19 @@ from specdec_lab.loading import load_model
 from specdec_lab.zoo.report import heldout_prompts
 
 
+READING = """How to read it:
+- α = accepted ÷ checked drafts; τ = new tokens per target forward step (its own token included); speed = Spec-Bench's
+  ratio of mean tokens/s against autoregressive decoding of the same prompt, timed right before, on this machine.
+- lossless "no" (typical, topk-tau) means the output law differs from the target's; the others are exact.
+- At T = 1, drafters that pick their tokens deterministically (prompt lookup, lookahead, retrieval, and the top-k
+  trees of EAGLE and Medusa) hand the verifier q = one_hot(x), so speculative sampling keeps x with probability p(x)
+  instead of min(1, p(x)/q(x)): their α drops far below that of drafters that sample from their own q (small-model,
+  distilled, linear EAGLE). Still exact, just slower.
+- Speed below 1× with τ above 1: on a small CPU model the drafter's cost c and the verification of γ + 1 tokens are
+  not free, so a few extra tokens per step do not pay for them (notebooks 3, 4 and 7 show the formula).
+"""
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--prompts", type=int, default=4)
@@ -59,7 +72,7 @@ def main() -> None:
         args.write.parent.mkdir(parents=True, exist_ok=True)
         command = "python benchmarks/bench_catalogue.py " + " ".join(
             f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if v is not None)
-        args.write.write_text(f"# The catalogue on the zoo, measured\n\n`{command}`\n\n{header}.\n\n{md}\n")
+        args.write.write_text(f"# The catalogue on the zoo, measured\n\n`{command}`\n\n{header}.\n\n{md}\n\n{READING}")
 
 
 if __name__ == "__main__":

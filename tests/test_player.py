@@ -14,6 +14,7 @@ from specdec_lab.theory import residual
 from specdec_lab.trace import GenerationOutput, summarize
 from specdec_lab.tree_verifiers import TreeSpeculative
 from specdec_lab.viz.html import save_html
+from specdec_lab.viz.keyboard import KeyboardScope
 from specdec_lab.viz.player import StepPlayer
 from specdec_lab.viz.text import GLYPH
 from specdec_lab.viz.tree import tree_figure, tree_html
@@ -46,6 +47,14 @@ def tree():
     assert any(s.tree["path"] and s.next_kind == "corrected" for s in out.steps)
     assert any(s.next_kind == "bonus" for s in out.steps)
     return out
+
+
+def test_keys_stay_in_the_player(linear):
+    """The player carries a KeyboardScope for its own CSS class, and its parts the classes the browser test finds."""
+    player = StepPlayer(linear, decode)
+    scopes = [w for w in player.widget.children if isinstance(w, KeyboardScope)]
+    assert "sdl-player" in player.widget._dom_classes and [w.scope for w in scopes] == ["sdl-player"]
+    assert "sdl-player-step" in player._slider._dom_classes and "sdl-player-panel" in player._panel._dom_classes
 
 
 def test_next_previous_show_move_and_clamp(linear):

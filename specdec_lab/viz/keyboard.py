@@ -50,3 +50,16 @@ def keyboard_scope(css_class: str) -> widgets.DOMWidget | None:
     if KeyboardScope is None:
         return None
     return KeyboardScope(scope=css_class, layout=widgets.Layout(display="none"))
+
+
+def scoped_vbox(children: list, css_class: str, parts: dict[str, widgets.DOMWidget], part_prefix: str) -> widgets.VBox:
+    """A VBox of ``children`` with the class ``css_class`` whose keys stay inside it (a :func:`keyboard_scope`).
+
+    Each ``parts[name]`` gets the class ``part_prefix + name``: stable hooks for CSS and the browser tests.
+    """
+    scope = keyboard_scope(css_class)
+    box = widgets.VBox([*children, scope] if scope is not None else children)
+    box.add_class(css_class)
+    for name, part in parts.items():
+        part.add_class(part_prefix + name)
+    return box

@@ -33,7 +33,7 @@ from ..theory import residual
 from ..trace import BONUS, CORRECTED, GenerationOutput, StepRecord, summarize
 from .charts import draw, make_chart
 from .html import COLORS, STYLE, _token, legend_html, step_html, visible_html, visible_label
-from .keyboard import keyboard_scope
+from .keyboard import scoped_vbox
 from .text import GLYPH
 from .tree import TREE_STYLE, tree_html
 
@@ -188,10 +188,10 @@ class StepPlayer:
         self._chart = make_chart()
         self._chart_box = widgets.Box([self._chart])
         controls = widgets.HBox([self._prev, self._play, self._slider, self._next])
-        self.widget = widgets.VBox([controls, self._panel, self._chart_box, *filter(None, [keyboard_scope("sdl-player")])])
-        self.widget.add_class("sdl-player")  # keys pressed on its buttons and slider stay with them
-        for name, w in (("previous", self._prev), ("next", self._next), ("step", self._slider), ("panel", self._panel)):
-            w.add_class(f"sdl-player-{name}")  # stable hooks for CSS and the browser tests
+        self.widget = scoped_vbox(  # keys pressed on its buttons and slider stay with them
+            [controls, self._panel, self._chart_box], "sdl-player",
+            {"previous": self._prev, "next": self._next, "step": self._slider, "panel": self._panel},
+            part_prefix="sdl-player-")
         if not out.steps:
             for w in (self._prev, self._next, self._play, self._slider):
                 w.disabled = True

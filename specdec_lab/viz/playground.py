@@ -40,7 +40,7 @@ from ..theory import expected_tokens_per_step, speedup
 from ..trace import GenerationOutput
 from .charts import draw, make_chart
 from .html import COLORS, STYLE, save_html, token_view_html
-from .keyboard import keyboard_scope
+from .keyboard import scoped_vbox
 
 MAX_GAMMA = 12  # slider range; the theory curve spans it too
 PLAYGROUND_STYLE = """
@@ -183,20 +183,17 @@ class Playground:
         self.chart = make_chart()
         self.figure = speedup_figure([])
         draw(self.chart, self.figure)
-        self.widget = widgets.VBox([
+        self.widget = scoped_vbox([  # arrow keys on a dropdown pick, not move cells
             self.prompt,
             widgets.HBox([self.drafter, self.verifier, self.run_button]),
             widgets.HBox([self.gamma, self.temperature]),
             widgets.HBox([self.top_p, self.max_new_tokens]),
             self.status, self.output, self.chart,
-            *filter(None, [keyboard_scope("sdl-playground")]),  # arrow keys on a dropdown pick, not move cells
-        ])
-        self.widget.add_class("sdl-playground")
-        for name, w in (("prompt", self.prompt), ("drafter", self.drafter),
-                        ("verifier", self.verifier), ("gamma", self.gamma), ("temperature", self.temperature),
-                        ("top-p", self.top_p), ("new-tokens", self.max_new_tokens), ("status", self.status),
-                        ("run", self.run_button), ("output", self.output), ("chart", self.chart)):
-            w.add_class(f"sdl-pg-{name}")  # stable hooks for CSS and the browser tests
+        ], "sdl-playground", {
+            "prompt": self.prompt, "drafter": self.drafter, "verifier": self.verifier, "gamma": self.gamma,
+            "temperature": self.temperature, "top-p": self.top_p, "new-tokens": self.max_new_tokens,
+            "status": self.status, "run": self.run_button, "output": self.output, "chart": self.chart,
+        }, part_prefix="sdl-pg-")
         if run_now:
             self.request()
 

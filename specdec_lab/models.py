@@ -53,14 +53,43 @@ def vocab_size(model) -> int:
     return int(head.weight.shape[0]) if head is not None else int(model.config.vocab_size)
 
 
+def _text_config(model):
+    return model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+
+
+def sliding_window(model) -> int | None:
+    """The attention window of a sliding-window model (Mistral, Qwen2 with use_sliding_window, Gemma2), else None.
+
+    Such a model attends only to the last W tokens in some or all layers, and transformers' cache for those
+    layers keeps only W tokens, so a rejected draft could not be rolled back once older tokens have left
+    it. The engine therefore keeps a full cache and refuses sequences longer than W (checks.check_context):
+    within the window, sliding and full attention are the same computation.
+    """
+    cfg = _text_config(model)
+    window = getattr(cfg, "sliding_window", None)
+    if not isinstance(window, int) or window <= 0:
+        return None
+    layer_types = getattr(cfg, "layer_types", None)
+    if layer_types is not None:
+        return window if any("sliding" in str(t) for t in layer_types) else None
+    if getattr(cfg, "use_sliding_window", True) is False:
+        return None
+    return window
+
+
 def max_context(model) -> int | None:
-    """The longest sequence the model's positions allow, or None where the config sets no limit."""
-    cfg = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+    """The longest sequence the model can decode here: its positions, or its sliding window if smaller; None if unset."""
+    cfg = _text_config(model)
+    limit = None
     for name in ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length"):
         value = getattr(cfg, name, None)
         if isinstance(value, int) and value > 0:
-            return value
-    return None
+            limit = value
+            break
+    window = sliding_window(model)
+    if window is not None:
+        limit = window if limit is None else min(limit, window)
+    return limit
 
 
 def check_same_vocabulary(target, drafter_model) -> None:
@@ -145,8 +174,12 @@ class CachedLM:
         return self.model.device
 
     def reset(self) -> None:
-        """Forget everything: an empty cache."""
-        self.cache = DynamicCache(config=self.model.config)
+        """Forget everything: an empty cache (full attention in every layer, so rollback is always possible;
+        a sliding-window model is limited to its window by checks.check_context)."""
+        if sliding_window(self.model) is None:
+            self.cache = DynamicCache(config=self.model.config)
+        else:
+            self.cache = DynamicCache()  # lazily built full layers: a sliding layer's cache could not be cropped
 
     @property
     def length(self) -> int:

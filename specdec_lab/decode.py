@@ -2,134 +2,26 @@
 
 Both take any transformers causal LM, keep its KV cache across steps (the
 speculative loop rolls it back on rejection instead of rebuilding it), share
-one logits -> distribution rule, and return a :class:`GenerationOutput` with
-the per-step trace. EOS, ``max_new_tokens`` and ``min_new_tokens`` mean the
-same in both, so at temperature 0 their outputs are equal token for token.
+one logits -> distribution rule (:class:`config.DecodeConfig`), and return a
+:class:`GenerationOutput` with the per-step trace. EOS, ``max_new_tokens`` and
+``min_new_tokens`` mean the same in both, so at temperature 0 (and in float32)
+their outputs are equal token for token.
 """
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass
-
 import torch
 
-from .drafters.base import Draft, DraftTree, as_drafter
-from .models import CachedLM, check_causal_lm, check_same_vocabulary, max_context, vocab_size, with_side_branch
-from .sampling import SamplingConfig, check_finite_logits, one_hot, probs_from_logits, sample
-from .tree import check_parents, depths
-from .trace import BONUS, CORRECTED, PLAIN, GenerationOutput, StepRecord, summarize, top_at_stop
-from .verifiers import get_verifier
-
-MAX_GAMMA = 64  # a longer draft than this is always slower than decoding alone
-
-
-@dataclass(frozen=True)
-class TokenRule:
-    """Logits for the i-th new token -> the distribution it is drawn from.
-
-    The sampling config (temperature, top-k, top-p), plus the EOS mask that
-    ``min_new_tokens`` needs: while fewer than min_new_tokens tokens exist,
-    EOS gets probability 0 (as transformers' MinNewTokensLengthLogitsProcessor does).
-    """
-
-    sampling: SamplingConfig
-    eos_ids: tuple[int, ...]  # token ids that end generation
-    min_new_tokens: int  # EOS is impossible before this many new tokens
-
-    def probs(self, logits: torch.Tensor, first_index: int | torch.Tensor, who: str = "target") -> torch.Tensor:
-        """(T, V) logits whose rows predict new tokens first_index, first_index+1, ... -> (T, V).
-
-        ``first_index`` may instead be a (T,) tensor with each row's new-token index (tree rows).
-        """
-        check_finite_logits(logits, who)
-        if isinstance(first_index, int):
-            if first_index >= self.min_new_tokens:  # the common case: no EOS mask
-                return probs_from_logits(logits, self.sampling)
-            first_index = first_index + torch.arange(logits.shape[0])
-        masked = (first_index < self.min_new_tokens).to(logits.device)  # (T,)
-        if bool(masked.any()) and self.eos_ids:
-            logits = logits.clone()
-            logits[masked.nonzero()[:, 0].unsqueeze(1), torch.tensor(self.eos_ids, device=logits.device)] = float("-inf")
-        return probs_from_logits(logits, self.sampling)
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _prompt_tensor(input_ids, device) -> torch.Tensor:
-    """A 1-D sequence or a (1, n) tensor of token ids -> a (n,) int64 tensor; refuse anything else."""
-    if isinstance(input_ids, str):
-        raise TypeError("input_ids must be token ids, not a string: tokenize the prompt first")
-    ids = torch.as_tensor(input_ids)
-    if ids.dim() == 2:
-        if ids.shape[0] != 1:
-            raise ValueError(f"input_ids must hold one sequence (batch size 1), got shape {tuple(ids.shape)}")
-        ids = ids[0]
-    if ids.dim() != 1:
-        raise ValueError(f"input_ids must be a 1-D sequence or a (1, n) tensor, got shape {tuple(ids.shape)}")
-    if ids.numel() == 0:
-        raise ValueError("the prompt is empty: give at least one token")
-    if ids.is_floating_point() or ids.is_complex() or ids.dtype == torch.bool:
-        raise TypeError(f"input_ids must be integer token ids, got dtype {ids.dtype}")
-    return ids.to(device=device, dtype=torch.long)
-
-
-def _check_int(name: str, value, low: int, high: int | None = None) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {value!r}")
-    if value < low or (high is not None and value > high):
-        bound = f">= {low}" if high is None else f"between {low} and {high}"
-        raise ValueError(f"{name} must be {bound}, got {value}")
-
-
-def _eos_ids(model, eos_token_id) -> tuple[int, ...]:
-    if eos_token_id is None:
-        gen_cfg = getattr(model, "generation_config", None)
-        eos_token_id = getattr(gen_cfg, "eos_token_id", None)
-        if eos_token_id is None:
-            eos_token_id = getattr(model.config, "eos_token_id", None)
-    if eos_token_id is None:
-        return ()
-    if isinstance(eos_token_id, int):
-        return (eos_token_id,)
-    return tuple(int(t) for t in eos_token_id)
-
-
-def _setup(model, input_ids, max_new_tokens, min_new_tokens, temperature, top_k, top_p, seed, eos_token_id, role="target"):
-    """Validate what both loops share; return the prompt tensor, the token rule and the generator."""
-    check_causal_lm(model, role)
-    _check_int("max_new_tokens", max_new_tokens, 1)
-    _check_int("min_new_tokens", min_new_tokens, 0, max_new_tokens)
-    _check_int("seed", seed, 0)
-    sampling = SamplingConfig(temperature=temperature, top_k=top_k, top_p=top_p)
-    ids = _prompt_tensor(input_ids, model.device)
-    v = vocab_size(model)
-    if int(ids.min()) < 0 or int(ids.max()) >= v:
-        raise ValueError(f"input_ids hold token ids outside the model's vocabulary [0, {v})")
-    _check_context(model, ids.shape[0], max_new_tokens, role)
-    rule = TokenRule(sampling, _eos_ids(model, eos_token_id), min_new_tokens)
-    generator = torch.Generator(device=model.device).manual_seed(seed)
-    return ids, rule, generator
-
-
-def _check_context(model, prompt_len: int, max_new_tokens: int, role: str) -> None:
-    limit = max_context(model)
-    if limit is not None and prompt_len + max_new_tokens > limit:
-        raise ValueError(
-            f"prompt ({prompt_len} tokens) + max_new_tokens ({max_new_tokens}) exceeds the {role}'s "
-            f"context of {limit} tokens; shorten the prompt or lower max_new_tokens"
-        )
-
-
-def _ends(tokens: list[int], eos_ids: tuple[int, ...]) -> list[int]:
-    """Cut a list of emitted tokens after the first EOS."""
-    for i, t in enumerate(tokens):
-        if t in eos_ids:
-            return tokens[: i + 1]
-    return tokens
+from . import checks
+from .config import DecodeConfig
+from .drafters.adapt import as_drafter
+from .drafters.base import Draft, Drafter, DraftTree
+from .models import CachedLM, check_same_vocabulary, vocab_size
+from .registry import get_verifier
+from .sampling import sample
+from .trace import GenerationOutput, Recorder
+from .tree import depths
+from .verifiers import verify
 
 
 def generate_autoregressive(
@@ -144,32 +36,22 @@ def generate_autoregressive(
     eos_token_id: int | list[int] | None = None,
 ) -> GenerationOutput:
     """The baseline: one target forward per new token, x_t ~ p(· | x_<t), with a KV cache."""
-    ids, rule, generator = _setup(target, input_ids, max_new_tokens, min_new_tokens, temperature, top_k, top_p, seed, eos_token_id)
-    lm = CachedLM(target)
-    steps: list[StepRecord] = []
-    out: list[int] = []
-    start = time.perf_counter()
+    ids, cfg = checks.decode_config(target, input_ids, gamma=0, max_new_tokens=max_new_tokens, min_new_tokens=min_new_tokens,
+                                    temperature=temperature, top_k=top_k, top_p=top_p, seed=seed, eos_token_id=eos_token_id)
+    generator = torch.Generator(device=target.device).manual_seed(cfg.seed)
+    lm, trace, out = CachedLM(target), Recorder(target.device), []
     feed = ids  # the whole prompt first (prefill), then one token at a time
-    while len(out) < max_new_tokens:
-        t0 = time.perf_counter()
-        p = rule.probs(lm.forward(feed, last_only=True), len(out))[0]  # (V,)
-        token = sample(p, generator)
-        token_id = int(token)
-        _sync(lm.device)
-        steps.append(
-            StepRecord(
-                context_len=ids.shape[0] + len(out), draft=[], q_draft=[], p_draft=[], accept_prob=[], uniforms=[],
-                decisions=[], n_accepted=0, emitted=[token_id], next_token=token_id, next_kind=PLAIN,
-                draft_time_s=0.0, verify_time_s=time.perf_counter() - t0,
-            )
-        )
-        out.append(token_id)
-        if token_id in rule.eos_ids:
+    while len(out) < cfg.max_new_tokens:
+        trace.lap()
+        token = sample(cfg.probs(lm.forward(feed, last_only=True), len(out))[0], generator)  # p: (V,)
+        trace.record_plain(ids.shape[0] + len(out), int(token), trace.lap())
+        out.append(int(token))
+        if out[-1] in cfg.eos_ids:
             break
         feed = token.view(1)
-    wall = time.perf_counter() - start
-    settings = dict(method="autoregressive", max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)
-    return GenerationOutput(ids.tolist(), out, steps, summarize(steps, wall, lm.forward_count, 0), settings)
+    settings = dict(method="autoregressive", max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k,
+                    top_p=top_p, seed=seed)
+    return GenerationOutput(ids.tolist(), out, trace.steps, trace.stats(lm.forward_count, 0, out), settings)
 
 
 def generate_speculative(
@@ -185,193 +67,119 @@ def generate_speculative(
     verifier=None,
     min_new_tokens: int = 0,
     eos_token_id: int | list[int] | None = None,
+    reference: list[int] | None = None,
 ) -> GenerationOutput:
     """Draft, then verify (Leviathan et al. 2023, Algorithm 1; Chen et al. 2023, Algorithm 2).
 
-    Each step:
-      Step 1. The drafter proposes γ' = min(γ, tokens left − 1) tokens x_1..x_γ' with q_1..q_γ'.
+    Each step (see :func:`speculative_loop`):
+      Step 1. The drafter proposes a chain of γ' = min(γ, tokens left − 1) tokens x_1..x_γ' with q_1..q_γ'
+              (or, for a tree verifier, a tree at most γ' deep).
       Step 2. ONE target forward over [last token, x_1..x_γ'] gives p_1..p_γ'+1.
       Step 3. The verifier keeps an accepted prefix of n drafts and adds one token of its own.
-      Step 4. The target's KV cache drops the γ' − n rejected drafts; the drafter reconciles its own.
+      Step 4. The target's KV cache keeps only the accepted drafts; the drafter observes the verdict.
     ``verifier=None`` is speculative sampling, which at temperature 0 is exactly greedy matching.
-    Invariant: the target's cache holds every token of the sequence except the last one.
+    ``input_ids`` may be token ids or a tokenizer's output. ``reference``: token ids to compare the
+    output with (the target's own greedy output), filling ``stats.diverged_at``.
     """
-    ids, rule, generator = _setup(target, input_ids, max_new_tokens, min_new_tokens, temperature, top_k, top_p, seed, eos_token_id)
-    _check_int("gamma", gamma, 1, MAX_GAMMA)
-    drafter = as_drafter(drafter)
-    verifier = get_verifier(verifier)
-    drafter_model = getattr(drafter, "model", None)
-    if drafter_model is not None:
-        check_same_vocabulary(target, drafter_model)
-        _check_context(drafter_model, ids.shape[0], max_new_tokens, "drafter")
-        if drafter_model.device != target.device:
-            raise ValueError(f"drafter is on {drafter_model.device} but the target is on {target.device}; put both on one device")
-    elif getattr(drafter, "vocab_size", None) not in (None, vocab_size(target)):
-        raise ValueError(f"drafter vocabulary ({drafter.vocab_size}) differs from the target's ({vocab_size(target)})")
+    ids, cfg = checks.decode_config(target, input_ids, gamma=checks.check_gamma(gamma), max_new_tokens=max_new_tokens,
+                                    min_new_tokens=min_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
+                                    seed=seed, eos_token_id=eos_token_id)
+    drafter, verifier = as_drafter(drafter), get_verifier(verifier)
+    _check_pair(target, drafter, verifier, ids, cfg)
+    drafter.reset()
+    forwards_before = drafter.forward_count
+    lm, trace = CachedLM(target), Recorder(target.device)
+    new_ids = speculative_loop(lm, drafter, verifier, ids, cfg, trace)
+    settings = dict(method="speculative", drafter=drafter.name, verifier=getattr(verifier, "name", type(verifier).__name__),
+                    gamma=gamma, max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)
+    stats = trace.stats(lm.forward_count, drafter.forward_count - forwards_before, new_ids, reference)
+    return GenerationOutput(ids.tolist(), new_ids, trace.steps, stats, settings)
 
-    tree_mode = bool(getattr(verifier, "tree", False))
-    drafter_name = getattr(drafter, "name", type(drafter).__name__)
-    if tree_mode and not callable(getattr(drafter, "propose_tree", None)):
+
+def speculative_loop(lm: CachedLM, drafter: Drafter, verifier, ids: torch.Tensor, cfg: DecodeConfig,
+                     trace: Recorder) -> list[int]:
+    """The algorithm itself, on checked arguments; returns the new tokens.
+
+    Invariant: the target's cache holds every token of the sequence except the last one (the root).
+    """
+    generator = torch.Generator(device=lm.device).manual_seed(cfg.seed)
+    vocab = vocab_size(lm.model)
+    if ids.shape[0] > 1:  # prefill all but the last token; heads that read hidden states get the prompt's
+        prefill = lm.forward(ids[:-1], last_only=not drafter.reads_hidden, hidden=drafter.reads_hidden)
+        if drafter.reads_hidden:
+            drafter.observe(None, prefill[1])  # (len − 1, d)
+    prompt_len = ids.shape[0]
+    while ids.shape[0] - prompt_len < cfg.max_new_tokens:
+        n_new, past = ids.shape[0] - prompt_len, lm.length
+        trace.lap()
+        # Step 1: the drafter proposes γ' tokens (a chain is a tree with one branch); a side branch may ride along
+        tree = draft(drafter, verifier, ids, min(cfg.gamma, cfg.max_new_tokens - n_new - 1), cfg, n_new, generator, vocab)
+        side = side_inputs(drafter, ids, lm)
+        draft_s = trace.lap()
+        # Step 2: ONE target forward scores the root and every drafted node: p_1..p_γ'+1
+        scored = lm.score(ids[-1:], tree.tokens, tree.parents, side, hidden=drafter.reads_hidden)
+        p = cfg.probs(scored.logits, n_new + depths(torch.cat([tree.parents.new_full((1,), -1), tree.parents + 1])))
+        # Step 3: the verifier keeps an accepted prefix (a path in the tree) and adds one token of the target's own
+        verdict = verify(verifier, tree, p, generator)
+        emitted = _cut_after_eos(verdict.tokens, cfg.eos_ids)
+        # Step 4: the cache keeps the root and the accepted path; the drafter observes the verdict
+        lm.keep(past + 1, [past + 1 + j for j in verdict.path])
+        kept_rows = [0] + [j + 1 for j in verdict.path]  # the root and the accepted drafts stay in the sequence
+        drafter.observe(verdict, None if scored.hidden is None else scored.hidden[kept_rows])  # (n + 1, d)
+        trace.record(ids.shape[0], tree, verdict, p, emitted, draft_s, trace.lap())
+        ids = torch.cat([ids, torch.tensor(emitted, dtype=torch.long, device=ids.device)])
+        if side is not None:
+            drafter.observe_side(scored.side_logits, ids)  # lookahead: Jacobi update of the window, n-gram harvest
+        if len(emitted) < len(verdict.tokens) or emitted[-1] in cfg.eos_ids:
+            break
+    return ids[prompt_len:].tolist()
+
+
+def draft(drafter: Drafter, verifier, ids: torch.Tensor, gamma: int, cfg: DecodeConfig, n_new: int, generator,
+          vocab: int) -> DraftTree:
+    """Step 1: a chain of at most γ tokens for a linear verifier, or a tree within its branching for a tree verifier."""
+    to_probs = lambda logits, i: cfg.probs(logits, n_new + i, who="drafter")  # noqa: E731 - q is built like p
+    if gamma == 0:  # the last token of the output: nothing to draft
+        return DraftTree(tokens=ids.new_empty(0), parents=ids.new_empty(0))
+    if getattr(verifier, "tree", False):
+        branching = verifier.branching_for(gamma)
+        return checks.drafted_tree(drafter, drafter.propose_tree(ids, branching, to_probs, generator), ids, branching, vocab)
+    chain = checks.drafted_chain(drafter, drafter.propose(ids, gamma, to_probs, generator), ids, gamma, vocab)
+    return DraftTree.chain(_drop_after_eos(chain, cfg.eos_ids))
+
+
+def side_inputs(drafter: Drafter, ids: torch.Tensor, lm: CachedLM):
+    """The drafter's side-branch tokens for this step, checked; None without one or past the model's context."""
+    return checks.side_branch(drafter, drafter.side_inputs(ids), ids, lm.model) if drafter.side_branch else None
+
+
+def _check_pair(target, drafter: Drafter, verifier, ids: torch.Tensor, cfg: DecodeConfig) -> None:
+    """The drafter must fit the target (vocabulary, device, context) and the verifier (trees need branching)."""
+    if drafter.model is not None:
+        check_same_vocabulary(target, drafter.model)
+        checks.check_context(drafter.model, ids.shape[0], cfg.max_new_tokens, "drafter")
+        if drafter.model.device != target.device:
+            raise ValueError(f"drafter is on {drafter.model.device} but the target is on {target.device}; put both on one device")
+    elif drafter.vocab_size not in (None, vocab_size(target)):
+        raise ValueError(f"drafter vocabulary ({drafter.vocab_size}) differs from the target's ({vocab_size(target)})")
+    if getattr(verifier, "tree", False) and not drafter.branches:
         raise ValueError(
-            f"verifier {verifier.name!r} checks a tree of drafts, but drafter {drafter_name!r} cannot branch "
+            f"verifier {verifier.name!r} checks a tree of drafts, but drafter {drafter.name!r} cannot branch "
             "(it has no propose_tree); pick a linear verifier or a drafter that branches"
         )
-    # self-drafting heads read the target's state: observe_hidden gets the (k, d) final hidden states
-    # of the k tokens the target consumed that stay in the sequence (prompt, then root + accepted drafts)
-    wants_hidden = callable(getattr(drafter, "observe_hidden", None))
-    # a side branch (lookahead decoding) rides along in the verification forward; see drafters/base.py
-    side_branch = callable(getattr(drafter, "lookahead_inputs", None))
-    target_vocab, target_context = vocab_size(target), max_context(target)
-
-    lm = CachedLM(target)
-    drafter_forwards_before = _drafter_forwards(drafter)
-    steps: list[StepRecord] = []
-    n_new = 0
-    start = time.perf_counter()
-    if ids.shape[0] > 1:
-        prefill = lm.forward(ids[:-1], last_only=not wants_hidden, hidden=wants_hidden)  # all but the last token (the invariant)
-        if wants_hidden:
-            drafter.observe_hidden(prefill[1])  # (len − 1, d): every prompt token but the last
-    while n_new < max_new_tokens:
-        gamma_step = min(gamma, max_new_tokens - n_new - 1)
-        past = lm.length  # = len(ids) − 1: the root (last token) is fed now
-        t0 = time.perf_counter()
-        if tree_mode:
-            tree = _propose_tree(drafter, ids, verifier.branching_for(gamma_step), rule, n_new, generator)
-            parents = torch.cat([tree.parents.new_full((1,), -1), torch.where(tree.parents < 0, 0, tree.parents + 1)])
-        else:
-            draft = _cut_after_eos(_propose(drafter, ids, gamma_step, rule, n_new, generator), rule.eos_ids)
-            tree, parents = DraftTree.chain(draft), None
-        side = _lookahead_inputs(drafter, ids, target_vocab, target_context) if side_branch else None
-        _sync(lm.device)
-        t1 = time.perf_counter()
-
-        feed = torch.cat([ids[-1:], tree.tokens])  # (N+1,) the root, then the drafts
-        if side is None:
-            out = lm.forward(feed, parents=parents, hidden=wants_hidden)  # (N+1, V)
-        else:  # the side tokens come last, see only the prefix, the root and each other, and leave the cache at once
-            chain = torch.arange(-1, len(tree), device=ids.device)
-            attend, depth = with_side_branch(parents if tree_mode else chain, side[1], side[2])
-            out = lm.forward(torch.cat([feed, side[0]]), attend=attend, depth=depth, hidden=wants_hidden)  # (N+1+M, V)
-            lm.rollback(side[0].shape[0])  # before the drafts' rollback / keep, which assume the drafts come last
-        logits, hidden = out if wants_hidden else (out, None)
-        if side is not None:  # only the tree rows take part in verification
-            logits, side_logits = logits[: len(feed)], logits[len(feed):]  # (N+1, V), (M, V)
-            hidden = None if hidden is None else hidden[: len(feed)]
-        p = rule.probs(logits, n_new + depths(parents) if tree_mode else n_new)  # tree rows: new-token index per row
-        if tree_mode:
-            verdict = verifier.verify(tree, p, generator)
-            lm.keep(past + 1, [past + 1 + j for j in verdict.path])
-            shown, last_row = verdict.shown, (verdict.path[-1] + 1 if verdict.path else 0)
-        else:
-            verdict = verifier.verify(draft, p, generator)
-            lm.rollback(len(draft) - verdict.n_accepted)
-            shown, last_row = list(range(len(draft))), verdict.n_accepted
-        n = verdict.n_accepted
-        drafter.observe(n, len(shown))
-        if wants_hidden:  # the rows of the tokens that stay: the root and the accepted drafts
-            kept_rows = [0] + ([j + 1 for j in verdict.path] if tree_mode else list(range(1, n + 1)))
-            drafter.observe_hidden(hidden[kept_rows])  # (n + 1, d)
-        emitted = _ends(verdict.tokens, rule.eos_ids)
-        t2 = time.perf_counter()
-
-        q_stop = None  # q at the position the target's own token was drawn (none after a full acceptance)
-        if n < len(shown):
-            stop_node = shown[n]
-            q_stop = tree.q[stop_node] if tree.q is not None else one_hot(tree.tokens[stop_node], p.shape[-1])
-        steps.append(
-            StepRecord(
-                context_len=ids.shape[0], draft=tree.tokens[shown].tolist(), q_draft=verdict.q_draft, p_draft=verdict.p_draft,
-                accept_prob=verdict.accept_prob, uniforms=verdict.uniforms, decisions=verdict.decisions,
-                n_accepted=n, emitted=emitted, next_token=verdict.tokens[-1],
-                next_kind=PLAIN if len(tree) == 0 else (BONUS if verdict.bonus else CORRECTED),
-                draft_time_s=t1 - t0, verify_time_s=t2 - t1, top_at_stop=top_at_stop(p[last_row], q_stop),
-                tree=_tree_record(tree, verdict) if tree_mode else None,
-            )
-        )
-        ids = torch.cat([ids, torch.tensor(emitted, dtype=torch.long, device=ids.device)])
-        n_new += len(emitted)
-        if side is not None:
-            drafter.observe_lookahead(side_logits, ids)  # Jacobi update of the window, n-gram harvest
-        if len(emitted) < len(verdict.tokens) or emitted[-1] in rule.eos_ids:
-            break
-    wall = time.perf_counter() - start
-    out_ids = ids.tolist()
-    prompt_len = len(out_ids) - n_new
-    settings = dict(
-        method="speculative", drafter=getattr(drafter, "name", type(drafter).__name__),
-        verifier=getattr(verifier, "name", type(verifier).__name__), gamma=gamma, max_new_tokens=max_new_tokens,
-        temperature=temperature, top_k=top_k, top_p=top_p, seed=seed,
-    )
-    stats = summarize(steps, wall, lm.forward_count, _drafter_forwards(drafter) - drafter_forwards_before)
-    return GenerationOutput(out_ids[:prompt_len], out_ids[prompt_len:], steps, stats, settings)
 
 
-def _propose(drafter, ids: torch.Tensor, gamma: int, rule: TokenRule, n_new: int, generator) -> Draft:
-    """Ask the drafter for up to gamma tokens and check what comes back."""
-    if gamma == 0:
-        return Draft(tokens=ids.new_empty(0))
-    name = getattr(drafter, "name", type(drafter).__name__)
-    draft = drafter.propose(ids, gamma, lambda logits, i: rule.probs(logits, n_new + i, who="drafter"), generator)
-    if not isinstance(draft, Draft):
-        raise TypeError(f"drafter {name!r} returned {type(draft).__name__}, expected a Draft")
-    if len(draft) > gamma:
-        raise ValueError(f"drafter {name!r} proposed {len(draft)} tokens, more than the {gamma} asked for")
-    if len(draft) == 0 and not getattr(drafter, "may_abstain", False):
-        raise ValueError(f"drafter {name!r} proposed no tokens when asked for {gamma}")
-    if draft.q is not None and draft.q.shape[0] != len(draft):
-        raise ValueError(f"drafter {name!r} gave {draft.q.shape[0]} q rows for {len(draft)} tokens")
-    return Draft(draft.tokens.to(device=ids.device, dtype=torch.long), draft.q)
-
-
-def _propose_tree(drafter, ids: torch.Tensor, branching: tuple[int, ...], rule: TokenRule, n_new: int, generator) -> DraftTree:
-    """Ask a branching drafter for a tree at most len(branching) deep and check what comes back."""
-    if not branching:
-        return DraftTree(tokens=ids.new_empty(0), parents=ids.new_empty(0))
-    name = getattr(drafter, "name", type(drafter).__name__)
-    tree = drafter.propose_tree(ids, branching, lambda logits, i: rule.probs(logits, n_new + i, who="drafter"), generator)
-    if not isinstance(tree, DraftTree):
-        raise TypeError(f"drafter {name!r} returned {type(tree).__name__} from propose_tree, expected a DraftTree")
-    check_parents(tree.parents)
-    if len(tree) and int(depths(tree.parents).max()) >= len(branching):
-        raise ValueError(f"drafter {name!r} proposed a tree deeper than the {len(branching)} levels asked for")
-    if len(tree) == 0 and not getattr(drafter, "may_abstain", False):
-        raise ValueError(f"drafter {name!r} proposed no tokens when asked for a tree")
-    return DraftTree(tree.tokens.to(device=ids.device, dtype=torch.long), tree.parents.to(device=ids.device, dtype=torch.long), tree.q)
-
-
-def _lookahead_inputs(drafter, ids: torch.Tensor, vocab: int, context: int | None):
-    """The drafter's side-branch tokens, depths and mask for this step, checked; None past the context."""
-    name = getattr(drafter, "name", type(drafter).__name__)
-    tokens, depth, attend = drafter.lookahead_inputs(ids)
-    m = tokens.shape[0]
-    if tokens.dim() != 1 or tuple(depth.shape) != (m,) or tuple(attend.shape) != (m, m) or attend.dtype != torch.bool:
-        raise ValueError(f"drafter {name!r} gave lookahead inputs of shapes {tuple(tokens.shape)}, "
-                         f"{tuple(depth.shape)}, {tuple(attend.shape)} {attend.dtype}; expected (M,), (M,), (M, M)")
-    if m and (int(tokens.min()) < 0 or int(tokens.max()) >= vocab or int(depth.min()) < 1):
-        raise ValueError(f"drafter {name!r} gave lookahead tokens outside [0, {vocab}) or at a depth < 1")
-    if m and context is not None and ids.shape[0] - 1 + int(depth.max()) >= context:
-        return None  # past the model's positions: skip the side branch this step (the drafter's window waits)
-    device = ids.device
-    return tokens.to(device=device, dtype=torch.long), depth.to(device=device, dtype=torch.long), attend.to(device)
-
-
-def _tree_record(tree: DraftTree, verdict) -> dict:
-    """What the tree view draws: every node, its parent, the outcome, and the accepted path."""
-    return {"tokens": tree.tokens.tolist(), "parents": tree.parents.tolist(), "decisions": verdict.node_decisions,
-            "accept_prob": verdict.node_accept_prob, "path": verdict.path}
-
-
-def _cut_after_eos(draft: Draft, eos_ids: tuple[int, ...]) -> Draft:
+def _drop_after_eos(chain: Draft, eos_ids: tuple[int, ...]) -> Draft:
     """Drafted tokens after an EOS can never be emitted; do not make the target score them."""
-    if not eos_ids or len(draft) == 0:
-        return draft
-    is_eos = torch.isin(draft.tokens, torch.tensor(eos_ids, device=draft.tokens.device))
-    if not bool(is_eos.any()):
-        return draft
-    return draft.truncated(int(is_eos.to(torch.int64).argmax()) + 1)
+    if not eos_ids or len(chain) == 0:
+        return chain
+    is_eos = torch.isin(chain.tokens, torch.tensor(eos_ids, device=chain.tokens.device))
+    return chain.truncated(int(is_eos.to(torch.int64).argmax()) + 1) if bool(is_eos.any()) else chain
 
 
-def _drafter_forwards(drafter) -> int:
-    lm = getattr(drafter, "lm", None)
-    return lm.forward_count if lm is not None else 0
+def _cut_after_eos(tokens: list[int], eos_ids: tuple[int, ...]) -> list[int]:
+    """Cut a list of emitted tokens after the first EOS."""
+    for i, t in enumerate(tokens):
+        if t in eos_ids:
+            return tokens[: i + 1]
+    return tokens

@@ -9,6 +9,7 @@ always passes a negative count.
 from __future__ import annotations
 
 import inspect
+from dataclasses import dataclass
 
 import torch
 from transformers import DynamicCache
@@ -153,6 +154,15 @@ def with_side_branch(parents: torch.Tensor, side_depth: torch.Tensor, side_atten
     return attend, depth
 
 
+@dataclass
+class Scored:
+    """One verification forward's output rows (see :meth:`CachedLM.score`)."""
+
+    logits: torch.Tensor  # (N+1, V) rows of the root and the N tree nodes
+    hidden: torch.Tensor | None  # (N+1, d) their final hidden states, if asked for
+    side_logits: torch.Tensor | None  # (M, V) rows of the side tokens, if there were any
+
+
 class CachedLM:
     """A causal LM plus its KV cache: feed only new tokens, read their logits, roll back.
 
@@ -225,6 +235,30 @@ class CachedLM:
         if hidden:
             return logits, captured[0][0][-logits.shape[0]:]  # (T or 1, d)
         return logits
+
+    def score(self, root: torch.Tensor, tokens: torch.Tensor, parents: torch.Tensor,
+              side: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None, hidden: bool = False) -> Scored:
+        """Step 2 of every speculative step: ONE forward over the root, a draft tree and (optionally) side tokens.
+
+        ``root`` (1,) is the sequence's last token, ``tokens`` / ``parents`` (N,) the tree below it
+        (parents[j] = −1: a child of the root; a chain is parents = −1, 0, 1, ..). Each node sees the
+        cache, the root and its ancestors, at position length + its depth + 1. ``side`` = (tokens (M,),
+        depth (M,), attend (M, M)) adds tokens that see only the cache, the root and each other
+        (drafters/base.py's SideBranch); they leave the cache at once. Afterwards the cache holds the
+        root and all N nodes; :meth:`keep` then keeps the accepted path.
+        """
+        feed = torch.cat([root, tokens])  # (N+1,)
+        tree_parents = torch.cat([parents.new_full((1,), -1), torch.where(parents < 0, 0, parents + 1)])  # root first
+        is_chain = bool((tree_parents == torch.arange(-1, feed.shape[0] - 1, device=parents.device)).all())
+        if side is None:  # a chain needs no mask beyond the causal one
+            out = self.forward(feed, parents=None if is_chain else tree_parents, hidden=hidden)
+        else:
+            attend, depth = with_side_branch(tree_parents, side[1], side[2])
+            out = self.forward(torch.cat([feed, side[0]]), attend=attend, depth=depth, hidden=hidden)  # (N+1+M, V)
+            self.rollback(side[0].shape[0])  # the side tokens came last; the tree's rows stay
+        logits, states = out if hidden else (out, None)
+        n = feed.shape[0]
+        return Scored(logits[:n], None if states is None else states[:n], None if side is None else logits[n:])
 
     def _masked_inputs(self, attend: torch.Tensor, depth: torch.Tensor) -> dict:
         """Position ids and a 4-D additive attention mask: every new token sees the whole cache, then ``attend``."""

@@ -167,3 +167,14 @@ def build_verifier(name: str, **options):
     if name not in VERIFIERS:
         raise _unknown("verifier", name, VERIFIERS)
     return VERIFIERS[name].build(**options)
+
+
+def get_verifier(verifier):
+    """None -> speculative sampling; a registry name -> that verifier with its default options; an object with .verify -> itself."""
+    if verifier is None:
+        return SpeculativeSampling()
+    if isinstance(verifier, str):
+        return build_verifier(verifier)
+    if not callable(getattr(verifier, "verify", None)):
+        raise TypeError(f"verifier must be None, a name or an object with .verify(), got {type(verifier).__name__}")
+    return verifier

@@ -6,9 +6,12 @@ prints. A step of the autoregressive baseline is a step with an empty draft.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 import torch
+
+from .sampling import one_hot
 
 BONUS, CORRECTED, PLAIN = "bonus", "corrected", "plain"  # where the target's own token came from
 
@@ -53,6 +56,10 @@ class Stats:
     wall_time_s: float
     draft_time_s: float
     verify_time_s: float
+    # the first output position where the tokens differ from a reference (the target's own greedy output,
+    # passed as reference=...); None when they agree over their common length or no reference was given
+    diverged_at: int | None = None
+    reference_given: bool = False  # whether diverged_at was measured at all
 
     @property
     def ms_per_token(self) -> float:
@@ -72,6 +79,69 @@ class GenerationOutput:
     steps: list[StepRecord]
     stats: Stats
     settings: dict  # the arguments of the run (gamma, temperature, ...), for display
+
+
+def first_divergence(tokens: list[int], reference: list[int]) -> int | None:
+    """The first index where two token lists differ (over their common length), or None."""
+    for i, (a, b) in enumerate(zip(tokens, reference)):
+        if a != b:
+            return i
+    return None
+
+
+class Recorder:
+    """Collects one :class:`StepRecord` per step; the loop hands it what happened, it writes the record.
+
+    ``lap()`` marks the end of a phase (drafting, verifying) and returns its seconds.
+    """
+
+    def __init__(self, device: torch.device):
+        self.steps: list[StepRecord] = []
+        self.device = device
+        self.start = self._last = self._now()
+
+    def _now(self) -> float:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        return time.perf_counter()
+
+    def lap(self) -> float:
+        now = self._now()
+        seconds, self._last = now - self._last, now
+        return seconds
+
+    def record(self, context_len: int, tree, verdict, p: torch.Tensor, emitted: list[int], draft_s: float,
+               verify_s: float) -> None:
+        """A speculative step: the drafted tree, the verifier's verdict on it and the rows p it used."""
+        n, shown = verdict.n_accepted, verdict.shown
+        q_stop = None  # q at the position the target's own token was drawn (none after a full acceptance)
+        if n < len(shown):
+            stop_node = shown[n]
+            q_stop = tree.q[stop_node] if tree.q is not None else one_hot(tree.tokens[stop_node], p.shape[-1])
+        last_row = verdict.path[-1] + 1 if verdict.path else 0
+        self.steps.append(StepRecord(
+            context_len=context_len, draft=tree.tokens[shown].tolist(), q_draft=verdict.q_draft, p_draft=verdict.p_draft,
+            accept_prob=verdict.accept_prob, uniforms=verdict.uniforms, decisions=verdict.decisions,
+            n_accepted=n, emitted=emitted, next_token=verdict.tokens[-1],
+            next_kind=PLAIN if len(tree) == 0 else (BONUS if verdict.bonus else CORRECTED),
+            draft_time_s=draft_s, verify_time_s=verify_s, top_at_stop=top_at_stop(p[last_row], q_stop),
+            tree=None if verdict.node_decisions is None else {
+                "tokens": tree.tokens.tolist(), "parents": tree.parents.tolist(), "decisions": verdict.node_decisions,
+                "accept_prob": verdict.node_accept_prob, "path": verdict.path},
+        ))
+
+    def record_plain(self, context_len: int, token: int, seconds: float) -> None:
+        """An autoregressive step: no draft, one token of the target's own."""
+        self.steps.append(StepRecord(
+            context_len=context_len, draft=[], q_draft=[], p_draft=[], accept_prob=[], uniforms=[], decisions=[],
+            n_accepted=0, emitted=[token], next_token=token, next_kind=PLAIN, draft_time_s=0.0, verify_time_s=seconds))
+
+    def stats(self, target_forwards: int, drafter_forwards: int, tokens: list[int], reference=None) -> Stats:
+        stats = summarize(self.steps, self._now() - self.start, target_forwards, drafter_forwards)
+        if reference is not None:
+            stats.reference_given = True
+            stats.diverged_at = first_divergence(tokens, [int(t) for t in reference])
+        return stats
 
 
 def summarize(steps: list[StepRecord], wall_time_s: float, target_forwards: int, drafter_forwards: int) -> Stats:

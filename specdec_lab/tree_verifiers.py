@@ -23,7 +23,7 @@ provided siblings were drawn independently from their q_i (or chosen determinist
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
@@ -41,12 +41,7 @@ DEFAULT_WIDTH = 2  # candidates for the first drafted token; deeper levels follo
 class TreeVerdict(Verdict):
     """A :class:`Verdict` whose linear fields describe the branch shown in token views:
     the accepted path, then (after a rejection) the drafter's preferred branch below the
-    first rejected child. The whole tree's outcome is in the node fields."""
-
-    path: list[int] = field(default_factory=list)  # accepted node indices, top level first
-    shown: list[int] = field(default_factory=list)  # node indices of the linear fields (path, then rejected branch)
-    node_decisions: list[str] = field(default_factory=list)  # accepted / rejected / unchecked per node
-    node_accept_prob: list[float] = field(default_factory=list)  # probability each tried node was kept with (nan: untried)
+    first rejected child. The whole tree's outcome is in the node fields (always set here)."""
 
 
 class TreeVerifier:

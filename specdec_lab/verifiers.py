@@ -23,7 +23,7 @@ from typing import ClassVar, Protocol
 
 import torch
 
-from .drafters.base import Draft
+from .drafters.base import Draft, DraftTree
 from .sampling import accepted_prefix_len, one_hot, sample
 from .theory import accept_probability, residual
 
@@ -42,11 +42,28 @@ class Verdict:
     uniforms: list[float]  # the uniform u_i drawn for x_i (nan where the rule draws none)
     decisions: list[str]  # per drafted token: accepted / rejected / unchecked (after a rejection)
     next_dist: torch.Tensor = field(repr=False)  # (V,) the distribution the final token came from
+    # Where the decided tokens sit in the draft tree (a chain: node i is x_{i+1}). Linear verifiers leave
+    # them empty and get path = 0..n−1, shown = 0..γ−1; tree verifiers fill them in.
+    path: list[int] = field(default_factory=list)  # accepted node indices, top level first
+    shown: list[int] = field(default_factory=list)  # node indices the linear fields above describe
+    node_decisions: list[str] | None = None  # tree verifiers: accepted / rejected / unchecked for every node
+    node_accept_prob: list[float] | None = None  # tree verifiers: the probability each tried node was kept with
+
+    def __post_init__(self):
+        if not self.path:
+            self.path = list(range(self.n_accepted))
+        if not self.shown:
+            self.shown = list(range(len(self.decisions)))
 
     @property
     def bonus(self) -> bool:
         """True when every draft was accepted and the final token is a free extra."""
         return self.n_accepted == len(self.decisions)
+
+    @property
+    def n_drafted(self) -> int:
+        """Drafts on the branch this verdict describes (a chain: all of them)."""
+        return len(self.decisions)
 
 
 class Verifier(Protocol):
@@ -261,14 +278,8 @@ def _decisions(n_accepted: int, gamma: int) -> list[str]:
     return [ACCEPTED] * n_accepted + [REJECTED] + [UNCHECKED] * (gamma - n_accepted - 1)
 
 
-def get_verifier(verifier) -> Verifier:
-    """None -> speculative sampling; a registry name -> that verifier with its default options; an object with .verify -> itself."""
-    if verifier is None:
-        return SpeculativeSampling()
-    if isinstance(verifier, str):
-        from .registry import build_verifier  # the registry lists every verifier, tree ones too; it imports this module
-
-        return build_verifier(verifier)
-    if not callable(getattr(verifier, "verify", None)):
-        raise TypeError(f"verifier must be None, a name or an object with .verify(), got {type(verifier).__name__}")
-    return verifier
+def verify(verifier, tree: DraftTree, p: torch.Tensor, generator: torch.Generator | None) -> Verdict:
+    """Step 3 for any verifier: a tree verifier gets the tree, a linear one its single branch (a chain)."""
+    if getattr(verifier, "tree", False):
+        return verifier.verify(tree, p, generator)
+    return verifier.verify(Draft(tree.tokens, tree.q), p, generator)

@@ -1,6 +1,7 @@
 """Drafters: anything that proposes the next γ tokens. One file per method."""
 
-from .base import Draft, Drafter, DraftTree, TreeDrafter, as_drafter
+from .adapt import DuckDrafter, as_drafter
+from .base import Draft, Drafter, DraftTree, WrappedDrafter
 from .dynamic import HeuristicGamma
 from .eagle import EagleDrafter
 from .early_exit import early_exit_drafter
@@ -12,5 +13,5 @@ from .small_model import ModelDrafter
 
 __all__ = [
     "Draft", "DraftTree", "Drafter", "EagleDrafter", "HeuristicGamma", "LookaheadDrafter", "MedusaDrafter", "ModelDrafter", "PromptLookupDrafter",
-    "RetrievalDrafter", "TreeDrafter", "as_drafter", "early_exit_drafter",
+    "RetrievalDrafter", "DuckDrafter", "WrappedDrafter", "as_drafter", "early_exit_drafter",
 ]

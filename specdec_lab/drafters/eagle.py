@@ -1,7 +1,7 @@
 """EAGLE (self-drafting): extrapolate the target's features one token at a time, read them out with its head.
 
 Li et al., "EAGLE" (2024). The loop hands the drafter the target's final hidden state f_t
-of every token t it consumed that stays in the sequence (``observe_hidden``). With the
+of every token t it consumed that stays in the sequence (``observe``). With the
 sequence x_0..x_n (x_n = y, the target's own token, not consumed yet), so f_0..f_{n−1} known:
 
     Step 1. Catch up: rows (f_t, e(x_{t+1})) for every t not fed yet, up to t = n − 1;
@@ -28,13 +28,15 @@ import torch
 from ..sampling import sample
 from ..tree import path_to
 from ..zoo.eagle import EagleHead
-from .base import Draft, DraftTree, ToProbs, common_prefix_len
+from .base import Draft, Drafter, DraftTree, ToProbs, common_prefix_len
 
 
-class EagleDrafter:
-    """Draft with an EAGLE head trained on this target; needs the loop's ``observe_hidden``."""
+class EagleDrafter(Drafter):
+    """Draft with an EAGLE head trained on this target; reads the target's hidden states (``reads_hidden``)."""
 
     name: ClassVar[str] = "eagle"
+    branches: ClassVar[bool] = True
+    reads_hidden: ClassVar[bool] = True
     may_abstain: ClassVar[bool] = True  # before the target has produced a hidden state (a 1-token prompt)
 
     def __init__(self, target, head: EagleHead):
@@ -60,22 +62,17 @@ class EagleDrafter:
         self.cache = self.head.new_cache()
         self.n_true = 0  # leading cache rows built from true features (the rest are the last draft's)
         self.cache_ids = torch.empty(0, dtype=torch.long, device=w.device)  # the tokens those rows read
-        self._step_open = False  # observe() was called: the next observe_hidden continues the sequence
 
     # -- what the loop tells the drafter -------------------------------------------------------
-    def observe(self, n_accepted: int, n_drafted: int) -> None:
-        """The verdict; the kept tokens' features follow through observe_hidden."""
-        self._step_open = True
-
-    def observe_hidden(self, hidden: torch.Tensor) -> None:
+    def observe(self, verdict, hidden: torch.Tensor | None = None) -> None:
         """(k, d) target features of the tokens the target just consumed that stay in the sequence.
 
-        Outside a step (no observe() before it) this is a prefill: a new sequence starts.
+        ``verdict`` None is the prompt's prefill: a new sequence starts.
         """
-        if not self._step_open:
+        if verdict is None:
             self.reset()
-        self._step_open = False
-        self.features = torch.cat([self.features, hidden.to(self.features.dtype)])
+        if hidden is not None:
+            self.features = torch.cat([self.features, hidden.to(self.features.dtype)])
 
     # -- drafting ------------------------------------------------------------------------------
     def _feed(self, features: torch.Tensor, tokens: torch.Tensor, positions=None, visible=None) -> torch.Tensor:
@@ -97,7 +94,7 @@ class EagleDrafter:
         if self.features.shape[0] != n:
             raise ValueError(
                 f"the EAGLE drafter holds target features for {self.features.shape[0]} tokens but the sequence has "
-                f"{n} consumed tokens; it must be driven by generate_speculative, which calls observe_hidden"
+                f"{n} consumed tokens; it must be driven by generate_speculative, which hands it the target's hidden states through observe"
             )
         # keep the true rows whose tokens are unchanged; always refeed >= 1 row for a fresh f̂_n
         keep = min(self.n_true, common_prefix_len(self.cache_ids, ids) - 1, n - 1)

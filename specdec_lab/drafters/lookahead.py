@@ -25,7 +25,7 @@ listed as [s01, s02, s10, s11, s12] (1 = attends; every row also sees the prefix
       s11    1   .   .   1   .
       s12    1   1   .   .   1
 
-One step (the side tokens ride in the verification forward, see drafters/base.py):
+One step (the side tokens ride in the verification forward, see drafters/base.py's SideBranch):
   Step 1. Verification branch: the pool's continuations of the key r are the drafts (a chain: the most
           recent; a trie: up to G of them). q = None: a deterministic draft.
   Step 2. Lookahead branch: the target scores the window; the last level's rows give the new guesses
@@ -50,7 +50,7 @@ from typing import ClassVar
 
 import torch
 
-from .base import Draft, DraftTree, ToProbs, merge_into_trie
+from .base import Draft, Drafter, DraftTree, ToProbs, merge_into_trie
 from .prompt_lookup import check_branching
 
 INIT_SEED = 0  # the window's first guesses are prompt tokens drawn with this seed
@@ -75,10 +75,12 @@ def window_geometry(window: int, ngram: int) -> tuple[torch.Tensor, torch.Tensor
     return depth, attend
 
 
-class LookaheadDrafter:
+class LookaheadDrafter(Drafter):
     """Draft n-grams harvested from a Jacobi window that the target evaluates alongside verification."""
 
     name: ClassVar[str] = "lookahead"
+    branches: ClassVar[bool] = True
+    side_branch: ClassVar[bool] = True  # the Jacobi window rides in the verification forward
     may_abstain: ClassVar[bool] = True  # no n-gram starts with the last token: an empty draft
 
     def __init__(self, window: int = 4, ngram: int = 3, guesses: int = 4, name: str | None = None):
@@ -133,14 +135,14 @@ class LookaheadDrafter:
         return DraftTree(tokens=torch.tensor(tokens, dtype=torch.long, device=ids.device),  # (T,)
                          parents=torch.tensor(parents, dtype=torch.long, device=ids.device))  # (T,)
 
-    def lookahead_inputs(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def side_inputs(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Step 2 (inputs): the window minus the root's slot, its depths and mask (see the module docstring)."""
         self._sync(ids)
         self._root_at = ids.shape[0] - 1
         tokens = torch.cat([self.levels[0, 1:], self.levels[1:].flatten()])  # (M,)
         return tokens, self.depth, self.attend
 
-    def observe_lookahead(self, logits: torch.Tensor, ids: torch.Tensor) -> None:
+    def observe_side(self, logits: torch.Tensor, ids: torch.Tensor) -> None:
         """Steps 2–4: new guesses from the last level's rows, harvest the columns' N-grams, shift the window."""
         guess = logits.argmax(dim=-1).cpu()  # (M,)
         if self.ngram > 2:
@@ -160,6 +162,3 @@ class LookaheadDrafter:
         """Put a continuation first in its key's list; drop its older copy and anything past G."""
         kept = [c for c in self.pool.get(key, []) if c != continuation]
         self.pool[key] = [continuation] + kept[: self.guesses - 1]
-
-    def observe(self, n_accepted: int, n_drafted: int) -> None:
-        """Nothing to adapt from the verdict alone: the pool learns in observe_lookahead."""

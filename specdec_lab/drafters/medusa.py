@@ -1,6 +1,6 @@
 """Medusa heads (self-drafting): extra heads on the target's last hidden state guess several tokens at once.
 
-Cai et al., "Medusa" (2024). After each verification the loop hands the drafter
+Cai et al., "Medusa" (2024). After each verification the loop hands the drafter (``observe``)
 h, the target's final hidden state at the last token the target consumed (the
 one whose output head gave the target's own token y). Head k reads h and
 predicts the token k positions after y:
@@ -21,13 +21,15 @@ import torch
 
 from ..sampling import sample
 from ..zoo.heads import MedusaHeads
-from .base import Draft, DraftTree, ToProbs
+from .base import Draft, Drafter, DraftTree, ToProbs
 
 
-class MedusaDrafter:
-    """Draft from Medusa heads trained on this target; needs the loop's ``observe_hidden``."""
+class MedusaDrafter(Drafter):
+    """Draft from Medusa heads trained on this target; reads the target's hidden states (``reads_hidden``)."""
 
     name: ClassVar[str] = "medusa"
+    branches: ClassVar[bool] = True
+    reads_hidden: ClassVar[bool] = True
     may_abstain: ClassVar[bool] = True  # before the target has produced a hidden state (a 1-token prompt)
 
     def __init__(self, target, heads: MedusaHeads):
@@ -50,12 +52,14 @@ class MedusaDrafter:
     def n_heads(self) -> int:
         return len(self.heads.blocks)
 
-    def observe_hidden(self, hidden: torch.Tensor) -> None:
-        """(k, d) states of the tokens the target just consumed; the heads read the last one."""
-        self.hidden = hidden[-1]
+    def reset(self) -> None:
+        """No hidden state: the heads wait for the new sequence's prefill."""
+        self.hidden = None
 
-    def observe(self, n_accepted: int, n_drafted: int) -> None:
-        """Nothing to adapt: the next hidden state arrives through observe_hidden."""
+    def observe(self, verdict, hidden: torch.Tensor | None = None) -> None:
+        """(k, d) states of the tokens the target just consumed that stay; the heads read the last one."""
+        if hidden is not None and hidden.shape[0] > 0:
+            self.hidden = hidden[-1]
 
     @torch.inference_mode()
     def head_logits(self, depth: int) -> torch.Tensor:

@@ -28,7 +28,7 @@ from typing import ClassVar
 
 import torch
 
-from .base import Draft, DraftTree, ToProbs, merge_into_trie
+from .base import Draft, Drafter, DraftTree, ToProbs, merge_into_trie
 
 
 def check_ngram_sizes(max_ngram, min_ngram) -> None:
@@ -70,10 +70,11 @@ def match_starts(ids: torch.Tensor, n: int) -> torch.Tensor:
     return hits.nonzero().flatten().flip(0)  # (matches,) most recent first
 
 
-class PromptLookupDrafter:
+class PromptLookupDrafter(Drafter):
     """Propose the continuation of the longest, most recent earlier match of the sequence's last n-gram."""
 
     name: ClassVar[str] = "prompt-lookup"
+    branches: ClassVar[bool] = True
     may_abstain: ClassVar[bool] = True  # no match is a normal answer
 
     def __init__(self, max_ngram: int = 3, min_ngram: int = 1, name: str | None = None):
@@ -123,6 +124,3 @@ class PromptLookupDrafter:
             tokens=torch.tensor(tokens, dtype=torch.long, device=ids.device),  # (N,)
             parents=torch.tensor(parents, dtype=torch.long, device=ids.device),  # (N,)
         )
-
-    def observe(self, n_accepted: int, n_drafted: int) -> None:
-        """Nothing to adapt: the sequence itself is the lookup table."""

@@ -28,7 +28,7 @@ from typing import ClassVar
 
 import torch
 
-from .base import Draft, DraftTree, ToProbs
+from .base import Draft, Drafter, DraftTree, ToProbs
 from .prompt_lookup import check_branching, check_ngram_sizes
 
 
@@ -89,10 +89,11 @@ def _is_token(t) -> bool:
     return not isinstance(t, bool) and isinstance(t, int) and t >= 0
 
 
-class RetrievalDrafter:
+class RetrievalDrafter(Drafter):
     """Propose the most frequent continuation of the sequence's longest suffix found in a token datastore."""
 
     name: ClassVar[str] = "retrieval"
+    branches: ClassVar[bool] = True
     may_abstain: ClassVar[bool] = True  # no suffix in the datastore is a normal answer
 
     def __init__(self, datastore_ids, max_ngram: int = 4, min_ngram: int = 1, max_candidates: int = 64,
@@ -177,6 +178,3 @@ class RetrievalDrafter:
             tokens=torch.tensor(tokens, dtype=torch.long, device=ids.device),  # (N,)
             parents=torch.tensor(parents, dtype=torch.long, device=ids.device),  # (N,)
         )
-
-    def observe(self, n_accepted: int, n_drafted: int) -> None:
-        """Nothing to adapt: the datastore is fixed."""

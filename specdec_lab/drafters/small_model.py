@@ -26,14 +26,14 @@ import torch
 
 from ..models import CachedLM, check_causal_lm, check_same_tokenizer, vocab_size
 from ..sampling import sample
-from .base import Draft, DraftTree, ToProbs, common_prefix_len
+from .base import Draft, Drafter, DraftTree, ToProbs, common_prefix_len
 
 
-class ModelDrafter:
+class ModelDrafter(Drafter):
     """Draft with a small causal LM that shares the target's vocabulary."""
 
     name: ClassVar[str] = "small-model"
-    may_abstain: ClassVar[bool] = False
+    branches: ClassVar[bool] = True
 
     def __init__(self, model, tokenizer=None, target_tokenizer=None, name: str | None = None,
                  stop_below: float | None = None):
@@ -51,7 +51,12 @@ class ModelDrafter:
         self.model = model
         self.vocab_size = vocab_size(model)
         self.lm = CachedLM(model)
-        self.cached_ids = torch.empty(0, dtype=torch.long, device=model.device)  # tokens whose KV the cache holds
+        self.reset()
+
+    def reset(self) -> None:
+        """An empty KV cache: nothing of an earlier sequence is reused."""
+        self.lm.reset()
+        self.cached_ids = torch.empty(0, dtype=torch.long, device=self.model.device)  # tokens whose KV the cache holds
 
     def propose(self, ids: torch.Tensor, gamma: int, to_probs: ToProbs, generator: torch.Generator | None) -> Draft:
         # Keep the cache for the shared prefix; always refeed >= 1 token to get fresh logits.
@@ -111,6 +116,3 @@ class ModelDrafter:
             frontier = [(j, tree_logits[j]) for j in level]
         return DraftTree(torch.tensor(tokens, dtype=torch.long, device=ids.device),
                          torch.tensor(parents, dtype=torch.long, device=ids.device), torch.stack(qs) if sampled else None)
-
-    def observe(self, n_accepted: int, n_drafted: int) -> None:
-        """Nothing to adapt: the cache is reconciled at the next propose."""

@@ -38,3 +38,12 @@ def test_bad_exit_layers_and_architectures():
             early_exit_model(target, bad)
     with pytest.raises(TypeError, match="needs a Llama-style decoder"):
         early_exit_model(tiny_gpt2(), 1)
+
+
+def test_a_one_layer_target_cannot_exit_early():
+    """Not "exit_layer must be between 1 and 0": the target is too shallow, whatever exit_layer is."""
+    for exit_layer in (1, 2):
+        with pytest.raises(ValueError, match="early exit needs a target with at least 2 layers .* this target has 1"):
+            early_exit_model(tiny_llama(layers=1), exit_layer)
+    with pytest.raises(ValueError, match="at least 2 layers"):
+        early_exit_drafter(tiny_llama(layers=1))

@@ -24,6 +24,9 @@ def early_exit_model(target, exit_layer: int):
     layers = getattr(body, "layers", None)
     if layers is None or not hasattr(body, "norm") or not hasattr(body, "embed_tokens"):
         raise TypeError(f"early exit needs a Llama-style decoder (model.layers, model.norm), got {type(target).__name__}")
+    if len(layers) < 2:
+        raise ValueError(f"early exit needs a target with at least 2 layers (the draft uses the first E < L of its "
+                         f"L layers), but this target has {len(layers)}; use another drafter or a deeper target")
     if isinstance(exit_layer, bool) or not isinstance(exit_layer, int) or not 1 <= exit_layer < len(layers):
         raise ValueError(f"exit_layer must be between 1 and {len(layers) - 1} for this {len(layers)}-layer target, got {exit_layer!r}")
     config = copy.deepcopy(target.config)  # a new config; the target's own is never touched

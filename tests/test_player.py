@@ -15,6 +15,7 @@ from specdec_lab.trace import GenerationOutput, summarize
 from specdec_lab.tree_verifiers import TreeSpeculative
 from specdec_lab.viz.html import save_html
 from specdec_lab.viz.keyboard import KeyboardScope
+from specdec_lab.verifiers import GreedyMatch, TypicalAcceptance
 from specdec_lab.viz.player import StepPlayer
 from specdec_lab.viz.text import GLYPH
 from specdec_lab.viz.tree import tree_figure, tree_html
@@ -88,7 +89,8 @@ def test_panel_shows_context_verdicts_and_running_metrics(linear):
             assert numbers in player.html
         so_far = summarize(linear.steps[: i + 1], 0.0, 0, 0)
         assert f"so far: {so_far.new_tokens} tokens in {i + 1} steps" in player.html
-        assert f"α̂ = {so_far.accepted}/{so_far.drafted}" in player.html
+        assert f"α̂ = accepted ÷ checked = {so_far.accepted}/{so_far.checked}" in player.html
+        assert f"acceptance rate (accepted ÷ drafted) = {so_far.accepted}/{so_far.drafted}" in player.html
         context = decode(linear.prompt_ids + [t for s in linear.steps[:i] for t in s.emitted])
         assert f'context: <span class="sdl-tok sdl-prompt">{context}</span>' in player.html
 
@@ -213,3 +215,69 @@ def test_to_html_has_every_step_and_saves(linear, tmp_path):
     assert page.count("<style>") == 3 and "<script" not in page  # static: style once, no JS
     assert "<script" in player.to_html(figures=True)
     assert save_html(page, tmp_path / "steps.html").read_text(encoding="utf-8").startswith("<!doctype html>")
+
+
+ALPHA = re.compile(r"α̂ = accepted ÷ checked = (\d+)/(\d+) = ([0-9.]+|n/a)")
+
+
+def test_alpha_is_accepted_over_checked_as_in_stats(linear):
+    """α̂ in the player is Stats.alpha (accepted ÷ checked, Spec-Bench's α), not accepted ÷ drafted.
+
+    The run has drafts left unchecked after a rejection, so the two differ; accepted ÷ drafted is
+    shown only under its own name, "acceptance rate".
+    """
+    assert linear.stats.checked < linear.stats.drafted
+    assert round(linear.stats.alpha, 2) != round(linear.stats.acceptance_rate, 2)
+    player = StepPlayer(linear, decode)
+    player.show(len(linear.steps) - 1)
+    accepted, checked, shown = ALPHA.search(player.html).groups()
+    assert (int(accepted), int(checked)) == (linear.stats.accepted, linear.stats.checked)
+    assert float(shown) == round(linear.stats.alpha, 2)
+    rate = f"acceptance rate (accepted ÷ drafted) = {linear.stats.accepted}/{linear.stats.drafted} = "
+    assert rate + f"{linear.stats.acceptance_rate:.2f}" in player.html
+    assert f"α̂ = {linear.stats.accepted}/{linear.stats.drafted}" not in player.html
+    for i, step in enumerate(linear.steps):  # every step: the running α̂ is the running Stats.alpha
+        player.show(i)
+        so_far = summarize(linear.steps[: i + 1], 0.0, 0, 0)
+        expected = "n/a" if math.isnan(so_far.alpha) else f"{so_far.alpha:.2f}"
+        assert ALPHA.search(player.html).group(3) == expected
+
+
+SAMPLING_RULE = "keep x<sub>i</sub> iff u<sub>i</sub> &lt; min(1, p/q)"
+GREEDY_RULE = "keep x<sub>i</sub> iff x<sub>i</sub> = argmax p"
+
+
+def _drafted_steps(out):
+    return [i for i, s in enumerate(out.steps) if s.draft]
+
+
+def test_the_rule_shown_is_the_rule_that_applied(linear):
+    """Sampling runs show u < min(1, p/q); greedy runs (temperature 0, or a greedy verifier drawing no
+    uniforms) show x = argmax p; a lossy verifier shows its own rule."""
+    target = tiny_llama(seed=0)
+    drafter = perturbed_copy(target, 0.1)
+    greedy_runs = {
+        "temperature 0": generate_speculative(target, drafter, [1, 2, 3], gamma=4, max_new_tokens=12, temperature=0.0),
+        "greedy verifier": generate_speculative(target, drafter, [1, 2, 3], gamma=4, max_new_tokens=12,
+                                                temperature=1.0, seed=0, verifier=GreedyMatch()),
+    }
+    nan_only = GenerationOutput(greedy_runs["greedy verifier"].prompt_ids, greedy_runs["greedy verifier"].token_ids,
+                                greedy_runs["greedy verifier"].steps, greedy_runs["greedy verifier"].stats, {})
+    greedy_runs["no uniforms drawn, no settings"] = nan_only
+    for label, out in greedy_runs.items():
+        player = StepPlayer(out, decode)
+        assert _drafted_steps(out), label
+        for i in _drafted_steps(out):
+            player.show(i)
+            assert GREEDY_RULE in player.html and SAMPLING_RULE not in player.html, label
+            assert "drawn from argmax p" in player.html, label
+    player = StepPlayer(linear, decode)
+    for i in _drafted_steps(linear):
+        player.show(i)
+        assert SAMPLING_RULE in player.html and GREEDY_RULE not in player.html
+    typical = generate_speculative(target, drafter, [1, 2, 3], gamma=4, max_new_tokens=12, temperature=1.0, seed=0,
+                                   verifier=TypicalAcceptance())
+    player = StepPlayer(typical, decode)
+    player.show(_drafted_steps(typical)[0])
+    assert "typical acceptance, lossy" in player.html
+    assert SAMPLING_RULE not in player.html and GREEDY_RULE not in player.html

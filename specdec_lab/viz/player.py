@@ -1,13 +1,22 @@
 """The step-through player: previous / next / play over the steps of a trace.
 
 For the current step it shows the context so far (dimmed), the draft x_1..x_γ with the
-verdict at each position (Leviathan et al. 2023, Algorithm 1):
+verdict at each position and the rule that decided it. Speculative sampling (Leviathan
+et al. 2023, Algorithm 1):
 
     keep x_i  iff  u_i < min(1, p(x_i) / q(x_i)),   u_i ~ U(0, 1);   stop at the first rejection
 
-the running metrics (tokens, steps, acceptance so far α̂ = accepted / drafted, mean
-tokens per step τ̂), and at the first rejected position the four distributions that
-explain the correction, over the most likely tokens there (``StepRecord.top_at_stop``):
+and on a greedy run (temperature 0, or a greedy verifier: no uniform is drawn, or none matters)
+
+    keep x_i  iff  x_i = argmax p;   stop at the first rejection
+
+(the lossy verifiers show their own rule). Then the running metrics: tokens, steps,
+α̂ = accepted ÷ checked (``Stats.alpha``, the α of Leviathan's formulas and Spec-Bench,
+as everywhere else in specdec_lab: drafts left unchecked after a rejection do not count),
+the acceptance rate accepted ÷ drafted (``Stats.acceptance_rate``, which does count them),
+and the mean tokens per step τ̂. At the first rejected position it shows the four
+distributions that explain the correction, over the most likely tokens there
+(``StepRecord.top_at_stop``):
 
     p,  q,  min(p, q)  (the mass the draft keeps: Σ min(p, q) = α),
     norm(max(0, p − q))  (the residual the correction ↻ is drawn from)
@@ -103,20 +112,58 @@ def stop_figure(step: StepRecord, decode, index: int | None = None) -> go.Figure
     return fig
 
 
-def _verdict_table(step: StepRecord, decode) -> str:
+GREEDY_VERIFIERS = ("greedy", "tree-greedy")
+LOSSY_RULES = {  # verifier name -> (its rule, where the target's own token comes from)
+    "typical": ("keep x<sub>i</sub> iff p(x<sub>i</sub>) &gt; min(ε, δ·exp(−H(p))) (Medusa's typical acceptance, lossy; "
+                "no uniform is drawn)", "p"),
+    "topk-tau": ("keep x<sub>i</sub> iff it is among the β most likely tokens of p and "
+                 "log p(argmax) − log p(x<sub>i</sub>) ≤ τ (SpecDec's relaxed check, lossy; no uniform is drawn)",
+                 "argmax p"),
+}
+
+
+def step_rule(step: StepRecord, settings: dict | None = None) -> str:
+    """Which rule decided a step: "greedy", "sampling", or a lossy verifier's name (a key of ``LOSSY_RULES``).
+
+    Greedy when the run was at temperature 0 or used a greedy verifier, or when the step drew no
+    uniform (all NaN) and no lossy rule explains that; speculative sampling otherwise.
+    """
+    settings = settings or {}
+    verifier, temperature = settings.get("verifier"), settings.get("temperature")
+    if temperature == 0 or verifier in GREEDY_VERIFIERS:
+        return "greedy"
+    if verifier in LOSSY_RULES:
+        return verifier
+    if step.uniforms and all(isinstance(u, float) and math.isnan(u) for u in step.uniforms):
+        return "greedy"
+    return "sampling"
+
+
+def _verdict_table(step: StepRecord, decode, settings: dict | None = None) -> str:
+    rule = step_rule(step, settings)
     rows = []
     for i, (t, dec) in enumerate(zip(step.draft, step.decisions)):
         rows.append(f"<tr><td>{i + 1}</td><td>{_token(decode([t]), dec)}</td><td>{_num(step.p_draft[i])}</td>"
                     f"<td>{_num(step.q_draft[i])}</td><td>{_num(step.accept_prob[i])}</td>"
                     f"<td>{_num(step.uniforms[i])}</td><td>{GLYPH[dec]} {dec}</td></tr>")
-    source = "p" if step.next_kind in (BONUS, "plain") else "norm(max(0, p − q))"
+    if rule == "greedy":
+        source = "argmax p"
+    elif rule in LOSSY_RULES:
+        source = LOSSY_RULES[rule][1]
+    else:
+        source = "p" if step.next_kind in (BONUS, "plain") else "norm(max(0, p − q))"
     rows.append(f"<tr><td>{step.n_accepted + 1}</td><td>{_token(decode([step.next_token]), step.next_kind)}</td>"
                 f'<td colspan="4">drawn from {source}</td><td>{GLYPH[step.next_kind]} {step.next_kind}</td></tr>')
-    caption = ("keep x<sub>i</sub> iff u<sub>i</sub> &lt; min(1, p/q); stop at the first rejection, "
-               "then the target adds its own token")
+    if rule == "greedy":
+        keep, check = "keep x<sub>i</sub> iff x<sub>i</sub> = argmax p (greedy)", "1 if x = argmax p"
+    elif rule in LOSSY_RULES:
+        keep, check = LOSSY_RULES[rule][0], "kept (1 / 0)"
+    else:
+        keep, check = "keep x<sub>i</sub> iff u<sub>i</sub> &lt; min(1, p/q)", "min(1, p/q)"
+    caption = f"{keep}; stop at the first rejection, then the target adds its own token"
     if step.tree:
         caption += " (tree step: the accepted path, then the first rejected candidate's branch)"
-    head = "<tr><th>#</th><th>token</th><th>p(x)</th><th>q(x)</th><th>min(1, p/q)</th><th>u</th><th>decision</th></tr>"
+    head = f"<tr><th>#</th><th>token</th><th>p(x)</th><th>q(x)</th><th>{check}</th><th>u</th><th>decision</th></tr>"
     return f"<table><caption>{caption}</caption>{head}{''.join(rows)}</table>"
 
 
@@ -137,9 +184,12 @@ def _stop_table(step: StepRecord, decode) -> str:
 
 def _metrics(out: GenerationOutput, i: int) -> str:
     s = summarize(out.steps[: i + 1], 0.0, 0, 0)
+    alpha = "n/a" if math.isnan(s.alpha) else f"{s.alpha:.2f}"
     rate = "n/a" if math.isnan(s.acceptance_rate) else f"{s.acceptance_rate:.2f}"
-    return (f'<div class="sdl-stats">so far: {s.new_tokens} tokens in {s.steps} steps · acceptance '
-            f"α̂ = {s.accepted}/{s.drafted} = {rate} · mean tokens per step τ̂ = {s.mean_tokens_per_step:.2f}</div>")
+    return (f'<div class="sdl-stats">so far: {s.new_tokens} tokens in {s.steps} steps · '
+            f"α̂ = accepted ÷ checked = {s.accepted}/{s.checked} = {alpha} · "
+            f"acceptance rate (accepted ÷ drafted) = {s.accepted}/{s.drafted} = {rate} · "
+            f"mean tokens per step τ̂ = {s.mean_tokens_per_step:.2f}</div>")
 
 
 def _context(out: GenerationOutput, i: int, decode) -> str:
@@ -154,7 +204,7 @@ def step_panel_html(out: GenerationOutput, i: int, decode) -> str:
     """One step's panel (no style sheet): context, draft and verdicts, metrics, the stop table, the tree."""
     step = out.steps[i]
     parts = [f"<h4>step {i} · {len(out.steps)} steps in this run</h4>", _context(out, i, decode),
-             f"<div>this step: {step_html(step, i, decode)}</div>", _verdict_table(step, decode),
+             f"<div>this step: {step_html(step, i, decode)}</div>", _verdict_table(step, decode, out.settings),
              _metrics(out, i), _stop_table(step, decode)]
     if step.tree is not None:
         parts.append(tree_html(step, decode, style=False))

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 import torch
 
 from .config import MAX_GAMMA, DecodeConfig
+from .drafters.base import Draft, DraftTree
 from .models import check_causal_lm, max_context, sliding_window, vocab_size
 from .tree import check_parents, depths
 from .sampling import SamplingConfig
@@ -183,8 +184,6 @@ def check_number(name: str, value, low: float | None = None) -> float:
 
 def drafted_chain(drafter, chain, ids: torch.Tensor, gamma: int, vocab: int):
     """A drafter's ``propose`` result: a Draft of at most γ in-vocabulary tokens (empty only if it may abstain)."""
-    from .drafters.base import Draft
-
     if not isinstance(chain, Draft):
         raise TypeError(f"drafter {drafter.name!r} returned {type(chain).__name__}, expected a Draft")
     if len(chain) > gamma:
@@ -200,8 +199,6 @@ def drafted_chain(drafter, chain, ids: torch.Tensor, gamma: int, vocab: int):
 
 def drafted_tree(drafter, tree, ids: torch.Tensor, branching: tuple[int, ...], vocab: int):
     """A drafter's ``propose_tree`` result: parents first, no deeper than asked, in-vocabulary tokens."""
-    from .drafters.base import DraftTree
-
     if not isinstance(tree, DraftTree):
         raise TypeError(f"drafter {drafter.name!r} returned {type(tree).__name__} from propose_tree, expected a DraftTree")
     check_parents(tree.parents)

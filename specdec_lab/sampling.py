@@ -19,6 +19,9 @@ from dataclasses import dataclass
 import torch
 
 
+MIN_TEMPERATURE = 1e-4  # below this (but > 0), logits / T can overflow float32: use 0 for greedy decoding
+
+
 @dataclass(frozen=True)
 class SamplingConfig:
     """How logits become a distribution; validated on construction."""
@@ -33,6 +36,11 @@ class SamplingConfig:
             raise TypeError(f"temperature must be a finite number, got {t!r}")
         if t < 0:
             raise ValueError(f"temperature must be >= 0 (0 means greedy), got {t}")
+        if 0 < t < MIN_TEMPERATURE:
+            raise ValueError(
+                f"temperature {t} is too small to divide logits by (logits / T would overflow to inf and the "
+                f"distribution to NaN); use a temperature >= {MIN_TEMPERATURE}, or 0 for greedy decoding"
+            )
         if self.top_k is not None:
             if isinstance(self.top_k, bool) or not isinstance(self.top_k, int):
                 raise TypeError(f"top_k must be an int or None, got {self.top_k!r}")
@@ -81,10 +89,17 @@ def probs_from_logits(logits: torch.Tensor, cfg: SamplingConfig) -> torch.Tensor
         sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
         sorted_probs = sorted_logits.softmax(dim=-1)
         mass_before = sorted_probs.cumsum(dim=-1) - sorted_probs  # mass of strictly better tokens
-        drop_sorted = mass_before >= cfg.top_p  # the top token always survives (mass_before = 0)
+        drop_sorted = mass_before >= cfg.top_p
+        drop_sorted[..., 0] = False  # the top token always survives (even a top_p that rounds to 0 in float32)
         drop = drop_sorted.scatter(-1, order, drop_sorted)
         logits = logits.masked_fill(drop, float("-inf"))
-    return logits.softmax(dim=-1)
+    probs = logits.softmax(dim=-1)
+    if bool(torch.isnan(probs).any()):  # every logit -inf, or an overflow: never sample from NaN
+        raise ValueError(
+            f"the distribution became NaN after temperature {cfg.temperature}, top-k {cfg.top_k}, top-p {cfg.top_p} "
+            "(all logits masked or overflowing); check the logits and the sampling settings"
+        )
+    return probs
 
 
 def sample(probs: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:

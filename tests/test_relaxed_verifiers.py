@@ -19,7 +19,8 @@ from specdec_lab.drafters import Draft
 from specdec_lab.laws import first_token_law
 from specdec_lab.sampling import SamplingConfig, one_hot, probs_from_logits
 from specdec_lab.theory import total_variation
-from specdec_lab.verifiers import GreedyMatch, SpeculativeSampling, TopKMatch, TypicalAcceptance, get_verifier
+from specdec_lab.registry import get_verifier
+from specdec_lab.verifiers import GreedyMatch, SpeculativeSampling, TopKMatch, TypicalAcceptance
 
 from conftest import perturbed_copy, random_prompts, tiny_llama
 

@@ -9,7 +9,7 @@ sequence x_0..x_n (x_n = y, the target's own token, not consumed yet), so f_0..f
     Step 2. Draft:    x̂_{n+1} ~ q_1 = to_probs(W_out f̂_n);
             then the row (f̂_n, e(x̂_{n+1})) gives f̂_{n+1}, x̂_{n+2} ~ q_2, and so on, γ times.
 
-The head (zoo/eagle.py) keeps its own KV cache, row t at rotary position t. Rows built from
+The head (drafters/eagle_head.py) keeps its own KV cache, row t at rotary position t. Rows built from
 TRUE features stay valid for as long as their tokens stay in the sequence, which is forever:
 the loop only ever appends verified tokens. Rows built from the head's OWN guesses f̂ are
 dropped at the next propose (the features the target really had replace them), so Step 1
@@ -27,7 +27,7 @@ import torch
 
 from ..sampling import sample
 from ..tree import path_to
-from ..zoo.eagle import EagleHead
+from .eagle_head import EagleHead
 from .base import Draft, Drafter, DraftTree, ToProbs, common_prefix_len
 
 

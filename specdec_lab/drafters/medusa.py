@@ -20,7 +20,7 @@ from typing import ClassVar
 import torch
 
 from ..sampling import sample
-from ..zoo.heads import MedusaHeads
+from .medusa_heads import MedusaHeads
 from .base import Draft, Drafter, DraftTree, ToProbs
 
 

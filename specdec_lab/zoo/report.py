@@ -27,7 +27,7 @@ from ..drafters.early_exit import early_exit_drafter
 from ..loading import ZOO_DIR, load_model
 from ..models import CachedLM
 from ..drafters.eagle import EagleDrafter
-from .heads import MedusaHeads
+from ..drafters.medusa_heads import MedusaHeads
 
 PROMPTS_FILE = ZOO_DIR / "heldout_prompts.json"
 TABLE_START, TABLE_END = "<!-- zoo-table:start -->", "<!-- zoo-table:end -->"

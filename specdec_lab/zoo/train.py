@@ -38,7 +38,7 @@ from transformers import LlamaConfig, LlamaForCausalLM
 
 from .corpus import build_corpus, cache_dir
 from .eagle import EagleConfig, EagleHead, eagle_loss
-from .heads import MedusaHeads
+from ..drafters.medusa_heads import MedusaHeads
 from .tokenizer import corpus_files, load_tokenizer, save_tokenizer, train_tokenizer
 
 SEED = 0

@@ -71,11 +71,11 @@ def prompt_ids(input_ids, device) -> torch.Tensor:
     return ids.to(device=device, dtype=torch.long)
 
 
-def check_token_range(ids: torch.Tensor, vocab: int, what: str) -> None:
+def check_token_range(ids: torch.Tensor, vocab: int, what: str, whose: str = "model's") -> None:
     """Token ids must index the vocabulary: out of range they would crash inside torch (a device assert on CUDA)."""
     if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= vocab):
         bad = ids[(ids < 0) | (ids >= vocab)][:3].tolist()
-        raise ValueError(f"{what} hold token ids outside the vocabulary [0, {vocab}), e.g. {bad}")
+        raise ValueError(f"{what} hold token ids outside the {whose} vocabulary [0, {vocab}), e.g. {bad}")
 
 
 def eos_ids(model, eos_token_id, vocab: int) -> tuple[int, ...]:
@@ -146,7 +146,7 @@ def warn_low_precision(model) -> None:
         f"the target runs in {dtype}: batched (verification) and single-token forwards round differently, so greedy "
         "speculative output can leave the target's own greedy output at a near-tie. Use float32 for token-for-token "
         "equality; pass reference=... to generate_speculative to measure where it diverges (see docs/precision.md).",
-        UserWarning, stacklevel=3,
+        UserWarning, stacklevel=4,  # warn_low_precision < decode_config < generate_* < the caller
     )
 
 
@@ -216,7 +216,7 @@ def _check_drafted_ids(drafter, tokens: torch.Tensor, q: torch.Tensor | None, vo
     CUDA), and q rows must be as wide as it."""
     if q is not None and q.shape[-1] != vocab:
         raise ValueError(f"drafter {drafter.name!r} gave q rows over {q.shape[-1]} tokens; the target's vocabulary has {vocab}")
-    check_token_range(tokens, vocab, f"the drafts of drafter {drafter.name!r}")
+    check_token_range(tokens, vocab, f"the drafts of drafter {drafter.name!r}", "target's")
 
 
 def side_branch(drafter, inputs, ids: torch.Tensor, model):

@@ -43,7 +43,7 @@ CASES = [
     (dict(input_ids=[1, 500]), ValueError, "outside the model's vocabulary"),
     (dict(input_ids=list(range(60)), max_new_tokens=8), ValueError, "exceeds the target's context of 64 tokens"),
     (dict(verifier="lenient"), ValueError, "unknown verifier 'lenient'; valid names: greedy, speculative"),
-    (dict(seed=-1), ValueError, "seed must be >= 0"),
+    (dict(seed=-1), ValueError, "seed must be between 0 and 18446744073709551615"),
 ]
 
 

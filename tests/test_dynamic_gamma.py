@@ -40,12 +40,17 @@ class ScriptedDrafter:
         self.observed.append((n_accepted, n_drafted))
 
 
+def told(n_accepted: int, n_drafted: int) -> SimpleNamespace:
+    """What the loop hands observe(): a verdict with its counts."""
+    return SimpleNamespace(n_accepted=n_accepted, n_drafted=n_drafted)
+
+
 def run_schedule(dynamic: HeuristicGamma, accepted_per_step: list[int], loop_gamma: int = 64) -> list[int]:
     """Propose, then report `accepted` of the drafted tokens; return γ after each step."""
     after = []
     for accepted in accepted_per_step:
         drafted = len(dynamic.propose(torch.tensor([1]), loop_gamma, None, None))
-        dynamic.observe(min(accepted, drafted), drafted)
+        dynamic.observe(told(min(accepted, drafted), drafted))
         after.append(dynamic.gamma)
     return after
 
@@ -70,7 +75,8 @@ def test_loop_gamma_caps_each_step_and_max_gamma_caps_growth():
 
 def test_an_empty_step_leaves_gamma_alone():
     dynamic = HeuristicGamma(ScriptedDrafter(), start=4)
-    dynamic.observe(0, 0)
+    dynamic.observe(told(0, 0))
+    dynamic.observe(None, torch.zeros(3, 4))  # the prefill is no evidence either
     assert dynamic.gamma == 4
 
 
@@ -86,7 +92,7 @@ def test_schedule_matches_transformers_update_candidate_strategy():
         accepted = drafted if torch.rand(1, generator=g).item() < 0.5 else int(torch.randint(drafted, (1,), generator=g))
         scores = torch.zeros(1, drafted + 1, 7)  # transformers reads len(scores[0]) − 1 as the number drafted
         AssistedCandidateGenerator.update_candidate_strategy(theirs, None, scores, accepted)
-        ours.observe(accepted, drafted)
+        ours.observe(told(accepted, drafted))
     assert ours.gamma == theirs.num_assistant_tokens
 
 
@@ -95,9 +101,13 @@ def test_wrapper_forwards_what_the_loop_reads():
     dynamic = HeuristicGamma(inner)
     assert dynamic.name == "scripted+heuristic-γ"
     assert (dynamic.may_abstain, dynamic.vocab_size, dynamic.model, dynamic.lm) == (False, 7, None, None)
-    assert not hasattr(dynamic, "observe_hidden")  # the loop would compute hidden states for nothing
-    inner.observe_hidden = lambda hidden: None
-    assert HeuristicGamma(inner).observe_hidden is inner.observe_hidden
+    assert not dynamic.reads_hidden  # the loop would compute hidden states for nothing
+    seen = []
+    inner.observe_hidden = seen.append
+    reading = HeuristicGamma(inner)
+    assert reading.reads_hidden and not reading.branches
+    reading.observe(told(1, 2), torch.zeros(2, 4))
+    assert len(seen) == 1 and inner.observed[-1] == (1, 2)  # the hidden states reach the inner drafter
     model = tiny_llama(layers=1, hidden=16)
     wrapped = HeuristicGamma(model)  # a bare causal LM becomes a ModelDrafter first
     assert wrapped.model is model and wrapped.lm is wrapped.inner.lm and wrapped.name == "small-model+heuristic-γ"

@@ -112,7 +112,7 @@ def test_bad_input_is_refused_with_a_reason(tmp_path):
     with pytest.raises(FileNotFoundError, match="no EAGLE head"):
         EagleHead.load(tmp_path)
     drafter = EagleDrafter(target, random_head(target))  # never given the target's features
-    with pytest.raises(ValueError, match="observe_hidden"):
+    with pytest.raises(ValueError, match="hands it the target's hidden states"):
         drafter.propose(torch.tensor([1, 2, 3]), 2, lambda logits, i: logits.softmax(-1), None)
 
 

@@ -20,7 +20,6 @@ from .models import CachedLM, check_same_vocabulary, vocab_size
 from .registry import get_verifier
 from .sampling import sample
 from .trace import GenerationOutput, Recorder
-from .tree import depths
 from .verifiers import verify
 
 
@@ -118,7 +117,7 @@ def speculative_loop(lm: CachedLM, drafter: Drafter, verifier, ids: torch.Tensor
         draft_s = trace.lap()
         # Step 2: ONE target forward scores the root and every drafted node: p_1..p_γ'+1
         scored = lm.score(ids[-1:], tree.tokens, tree.parents, side, hidden=drafter.reads_hidden)
-        p = cfg.probs(scored.logits, n_new + depths(torch.cat([tree.parents.new_full((1,), -1), tree.parents + 1])))
+        p = cfg.probs(scored.logits, n_new + tree.row_depths())  # (N+1, V), row r predicts new token n_new + depth
         # Step 3: the verifier keeps an accepted prefix (a path in the tree) and adds one token of the target's own
         verdict = verify(verifier, tree, p, generator)
         emitted = _cut_after_eos(verdict.tokens, cfg.eos_ids)

@@ -27,6 +27,7 @@ from typing import Callable, ClassVar
 import torch
 
 from ..sampling import accepted_prefix_len
+from ..tree import depths
 
 ToProbs = Callable[[torch.Tensor, int], torch.Tensor]  # ((T, V) logits, index of first row) -> (T, V)
 
@@ -62,6 +63,13 @@ class DraftTree:
 
     def __len__(self) -> int:
         return int(self.tokens.shape[0])
+
+    def row_depths(self) -> torch.Tensor:
+        """(N+1,) for the rows of a verification forward [root, nodes]: 0 for the root, depth + 1 for a node.
+
+        Row r predicts the token r's depth places after the root, i.e. new token n_new + depth.
+        """
+        return depths(torch.cat([self.parents.new_full((1,), -1), self.parents + 1]))  # parents + 1: root-first index
 
     @staticmethod
     def chain(draft: "Draft") -> "DraftTree":

@@ -3,7 +3,7 @@
 For each method and each prompt an autoregressive run of the same prompt and settings
 is timed right before the speculative run, so both see the same machine state; then
 
-the metrics are the benchmark's (``specdec_lab.bench.runner``, one definition for both):
+the metrics are the benchmark's (``specdec_lab.metrics``, one definition for both):
 speed = mean tokens/s over prompts ÷ the baseline's (Spec-Bench), α = accepted / checked
 drafts, τ = tokens per step, c and v the measured costs of a drafted position and of a
 verification forward, and the formula's predictions from them.
@@ -17,8 +17,8 @@ import html
 import math
 import time
 
-from .bench.runner import AR, label, summarize, trace_record
 from .decode import generate_autoregressive, generate_speculative
+from .metrics import AR, label, summarize, trace_record
 from .registry import DRAFTERS, VERIFIERS, build_drafter
 
 
@@ -29,7 +29,7 @@ def lossless(verifier: str) -> bool:
 def measure(target, tokenizer, drafter: str, verifier: str, prompts: list[list[int]], gamma: int = 4,
             max_new_tokens: int = 48, temperature: float = 0.0, drafter_options: dict | None = None) -> dict:
     """One method over ``prompts`` (token ids), each prompt right after its baseline; the benchmark's metrics
-    (``bench.runner.summarize``) plus the short names the tables use: speed, forwards_per_100, ms_per_token."""
+    (``metrics.summarize``) plus the short names the tables use: speed, forwards_per_100, ms_per_token."""
     built = build_drafter(drafter, target, tokenizer, **(drafter_options or {}))
     method = label(drafter, verifier)
     records = []

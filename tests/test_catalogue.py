@@ -8,6 +8,8 @@ exactly the target's law (chi-square on the 5-token model of test_distribution).
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -94,3 +96,20 @@ def test_lossless_combinations_sample_the_target_law(kind, verifier):
     target = tiny_llama(layers=2, seed=0, vocab=V, hidden=16, init=0.5)
     drafter = tiny_drafters(target)[kind]
     assert chi_square_pvalue(target, drafter, SamplingConfig(1.0), build_verifier(verifier)) > 1e-3
+
+
+def test_compare_reports_alpha_as_accepted_over_checked(zoo, monkeypatch):
+    """The catalogue's tables (compare.measure) use the shared metrics: α = accepted ÷ checked, as Stats.alpha."""
+    from specdec_lab import compare
+
+    target, tokenizer, ids, _ = zoo
+    runs = []
+    real = compare.generate_speculative
+    monkeypatch.setattr(compare, "generate_speculative", lambda *a, **k: runs.append(real(*a, **k)) or runs[-1])
+    row = compare.measure(target, tokenizer, "prompt-lookup", "speculative", [ids], gamma=4, max_new_tokens=12, temperature=1.0)
+    (run,) = runs
+    assert row["alpha"] == pytest.approx(run.stats.alpha) and row["acceptance_rate"] == pytest.approx(run.stats.acceptance_rate)
+    table = compare.table_markdown([row])
+    header, _, cells = table.splitlines()
+    alpha_cell = cells.split(" | ")[header.split(" | ").index("α")]
+    assert alpha_cell == ("–" if math.isnan(run.stats.alpha) else f"{run.stats.alpha:.2f}")

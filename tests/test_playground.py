@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import math
+import re
 import threading
 
 import pytest
 
-from specdec_lab import generate_autoregressive
+from specdec_lab import config, generate_autoregressive
+from specdec_lab.viz import playground as playground_module
 from specdec_lab.loading import load_model
 from specdec_lab.registry import DRAFTERS, VERIFIERS
 from specdec_lab.theory import speedup
 from specdec_lab.trace import GenerationOutput, StepRecord, summarize
 from specdec_lab.viz.keyboard import KeyboardScope
-from specdec_lab.viz.playground import Playground, Settings, summarize_run
+from specdec_lab.viz.playground import SLIDER_MAX_GAMMA, Playground, Settings, metrics_html, summarize_run
 
 PROMPT = "ROMEO.\nBut soft, what light"
 
@@ -37,7 +39,7 @@ def test_first_run_shows_tokens_metrics_and_one_point(zoo):
     pg = playground(zoo)
     assert pg.renders == 1 and pg.error is None and len(pg.runs) == 1
     assert pg.html.count('class="sdl-tok sdl-') > 16  # the prompt plus every drafted and emitted token
-    for label in ("acceptance rate α", "tokens per step τ", "ms/token", "measured speedup", "predicted speedup"):
+    for label in ("α (accepted ÷ checked drafts)", "acceptance rate (accepted ÷ drafted)", "tokens per step τ", "ms/token", "measured speedup", "predicted speedup"):
         assert label in pg.html
     assert pg.output.value == pg.html
     (points,) = markers(pg.figure)
@@ -117,23 +119,26 @@ def test_errors_show_in_the_widget_and_keep_the_previous_result(zoo):
 def test_a_new_change_supersedes_the_run_in_progress(zoo):
     """50 rapid changes while the first run is held: exactly one result, for the final settings."""
     pg = playground(zoo, background=True, run_now=False)
-    release, real_measure = threading.Event(), pg.measure
+    release, started, real_measure = threading.Event(), threading.Event(), pg.measure
     calls = []
 
     def held_measure(settings, stale):
         calls.append(settings.gamma)
+        started.set()
         release.wait(timeout=30)
         return real_measure(settings, stale)
 
     pg.measure = held_measure
-    for i in range(50):
+    pg.gamma.value = 1
+    assert started.wait(timeout=30)  # the first run is in progress (on a busy machine the worker may start late)
+    for i in range(1, 50):
         pg.gamma.value = 1 + i % 12
     pg.temperature.value = 0.5
     release.set()
     pg.wait()
     assert pg.renders == 1 and len(pg.runs) == 1
     assert pg.runs[0].settings == pg.settings() and pg.runs[0].settings.temperature == 0.5
-    assert len(calls) == 2  # the run in progress (dropped) and the final one; the 49 in between never ran
+    assert calls == [1, 2]  # the run in progress (dropped) and the final one; the 48 in between never ran
 
 
 def test_static_html_and_save(zoo, tmp_path):
@@ -169,3 +174,29 @@ def test_metric_definitions_on_a_made_up_run():
     assert point.measured_speedup == pytest.approx(10.0 / (32.0 / 7))
     assert point.predicted_speedup == pytest.approx(speedup(5 / 6, 4, 0.1))
     assert point.predicted_speedup_v == pytest.approx(speedup(5 / 6, 4, 0.1, 1.2))
+
+
+def test_alpha_is_accepted_over_checked_and_the_acceptance_rate_is_named_apart():
+    """One α everywhere (Stats.alpha, accepted ÷ checked); accepted ÷ drafted only as "acceptance rate (accepted ÷ drafted)"."""
+    steps = [_step(0.004, 0.012, 4, 4, 5), _step(0.004, 0.012, 4, 1, 2)]  # 6 checked, 5 accepted, 8 drafted
+    run = GenerationOutput([1], [1] * 7, steps, summarize(steps, 0.032, 3, 8), {})
+    base_steps = [_step(0.0, 0.010, 0, 0, 1) for _ in range(10)]
+    baseline = GenerationOutput([1], [1] * 10, base_steps, summarize(base_steps, 0.100, 10, 0), {})
+    table = metrics_html(summarize_run(Settings("x", "d", "v", 4, 0.0, 1.0, 7), run, baseline))
+    cells = dict(re.findall(r"<tr><th>(.*?)</th><td>(.*?)</td></tr>", table))
+    assert cells["α (accepted ÷ checked drafts)"] == "0.83"  # 5 / 6
+    assert cells["acceptance rate (accepted ÷ drafted)"] == "0.62"  # 5 / 8
+    named = [k for k in cells if k.startswith(("α", "acceptance")) or "accepted" in k]
+    assert named == ["α (accepted ÷ checked drafts)", "acceptance rate (accepted ÷ drafted)"]
+
+
+def test_the_slider_range_is_a_ui_choice_inside_the_engines_gamma_limit(zoo):
+    assert playground_module.MAX_GAMMA == config.MAX_GAMMA == 64  # one engine limit, not a second constant of 12
+    assert 1 < SLIDER_MAX_GAMMA <= config.MAX_GAMMA
+    pg = playground(zoo, run_now=False)
+    assert (pg.gamma.min, pg.gamma.max) == (1, SLIDER_MAX_GAMMA)
+    wide = playground(zoo, run_now=False, gamma=20)  # a γ past the slider's range is kept, not clamped to 12
+    assert wide.gamma.value == 20 and wide.gamma.max == 20
+    for bad in (0, config.MAX_GAMMA + 1):
+        with pytest.raises(ValueError, match="gamma must be between 1 and 64"):
+            playground(zoo, run_now=False, gamma=bad)

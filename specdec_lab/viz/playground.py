@@ -6,10 +6,11 @@ the autoregressive baseline on the same prompt and settings, on this machine:
     measured speedup   S = (baseline ms/token) / (speculative ms/token)
     predicted speedup  Ŝ = (1 − α^(γ+1)) / ((1 − α)(γc + 1))        (Leviathan et al. 2023, Thm 3.8)
 
-with α the run's per-token acceptance rate (accepted ÷ checked drafts) and c the measured cost of one drafted position relative
-to one target forward: c = (draft time per step / γ) / (baseline time per token). The
-theorem assumes verifying γ + 1 tokens costs one forward; the playground also shows Ŝ
-with the measured verification cost v in place of that 1, and the rest of any gap is
+with α = accepted ÷ checked drafts (Stats.alpha; the acceptance rate, accepted ÷ drafted, is shown
+beside it) and c the measured cost of one drafted position relative to one target forward:
+c = (draft time per step / γ) / (baseline time per token). The theorem assumes verifying γ + 1
+tokens costs one forward; the playground also shows Ŝ with the measured verification cost v in
+place of that 1, and the rest of any gap is
 the loop's own overhead (and timing noise: on a busy 2-core CPU about ±10%). The baseline is measured once per
 (prompt, temperature, top-p) and reused, so moving γ or switching drafters costs one
 speculative run only. A chart accumulates the runs: measured points against the
@@ -33,8 +34,10 @@ from pathlib import Path
 import ipywidgets as widgets
 import plotly.graph_objects as go
 
-from ..bench.runner import measured_costs, predictions
+from ..checks import check_gamma
+from ..config import MAX_GAMMA
 from ..decode import generate_autoregressive, generate_speculative
+from ..metrics import measured_costs, predictions
 from ..registry import DRAFTERS, VERIFIERS, build_drafter, build_verifier
 from ..theory import expected_tokens_per_step, speedup
 from ..trace import GenerationOutput
@@ -42,7 +45,10 @@ from .charts import draw, make_chart
 from .html import COLORS, STYLE, save_html, token_view_html
 from .keyboard import scoped_vbox
 
-MAX_GAMMA = 12  # slider range; the theory curve spans it too
+# The γ slider's range (the theory curve spans it too): a UI choice, past 12 the curve is flat on every bundled pair.
+# The engine's limit is config.MAX_GAMMA; the slider stays inside it.
+SLIDER_MAX_GAMMA = 12
+assert SLIDER_MAX_GAMMA <= MAX_GAMMA
 PLAYGROUND_STYLE = """
 <style>
 .sdl-metrics{border-collapse:collapse;margin:6px 0}
@@ -107,8 +113,8 @@ def _fmt(x: float, digits: int = 2) -> str:
 def metrics_html(point: PlaygroundRun) -> str:
     s = point.settings
     rows = [
-        ("acceptance rate α (accepted ÷ checked drafts)", _fmt(point.alpha)),
-        ("accepted ÷ all drafted", _fmt(point.acceptance_rate)),
+        ("α (accepted ÷ checked drafts)", _fmt(point.alpha)),
+        ("acceptance rate (accepted ÷ drafted)", _fmt(point.acceptance_rate)),
         ("tokens per step τ (formula at α: " + (_fmt(expected_tokens_per_step(point.alpha, s.gamma))
                                               if not math.isnan(point.alpha) else "n/a") + ")", _fmt(point.tau)),
         ("speculative ms/token", _fmt(point.ms_per_token, 1)),
@@ -125,7 +131,7 @@ def metrics_html(point: PlaygroundRun) -> str:
     return f'<table class="sdl-metrics"><caption>{caption}</caption>{body}</table>'
 
 
-def speedup_figure(runs: list[PlaygroundRun], max_gamma: int = MAX_GAMMA) -> go.Figure:
+def speedup_figure(runs: list[PlaygroundRun], max_gamma: int = SLIDER_MAX_GAMMA) -> go.Figure:
     """Measured speedups (points, by drafter) against the formula's curve over γ for the latest run's α and c."""
     fig = go.Figure()
     fig.add_hline(y=1.0, line_dash="dot", line_color="#999")
@@ -170,7 +176,8 @@ class Playground:
         self.prompt = widgets.Textarea(value=prompt, description="prompt", layout=widgets.Layout(width="98%", height="60px"))
         self.drafter = widgets.Dropdown(options=list(drafters or DRAFTERS), value=drafter, description="drafter")
         self.verifier = widgets.Dropdown(options=list(verifiers or VERIFIERS), value=verifier, description="verifier")
-        self.gamma = widgets.IntSlider(value=gamma, min=1, max=MAX_GAMMA, description="γ (draft)", **slider)
+        self.gamma = widgets.IntSlider(value=check_gamma(gamma), min=1, max=max(SLIDER_MAX_GAMMA, gamma),
+                                       description="γ (draft)", **slider)
         self.temperature = widgets.FloatSlider(value=temperature, min=0.0, max=1.5, step=0.1, description="temperature", **slider)
         self.top_p = widgets.FloatSlider(value=top_p, min=0.05, max=1.0, step=0.05, description="top-p", **slider)
         self.max_new_tokens = widgets.IntSlider(value=max_new_tokens, min=8, max=256, step=8, description="new tokens", **slider)
@@ -270,7 +277,7 @@ class Playground:
         self.runs.append(point)
         self.last_output, self.error = run, None
         self.html = token_view_html(run, self._decode, stats=False) + PLAYGROUND_STYLE + metrics_html(point)
-        self.figure = speedup_figure(self.runs)
+        self.figure = speedup_figure(self.runs, self.gamma.max)
         self.output.value = self.html
         draw(self.chart, self.figure)
         self.status.value = ""

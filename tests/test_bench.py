@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import math
 from pathlib import Path
 
 import pytest
 
-from specdec_lab.bench import MINIBENCH, all_methods, default_methods, read_questions, run_benchmark, to_markdown, write_report
+import specdec_lab
+from specdec_lab import cli, loading, metrics
+from specdec_lab.bench import (
+    MINIBENCH, all_methods, default_methods, parse_methods, read_questions, run_benchmark, to_markdown, write_report,
+)
+from specdec_lab.bench import runner
 from specdec_lab.bench.runner import AR, HF_ASSISTED, HF_GENERATE, HF_LOOKUP, forward_probe, summarize
 from specdec_lab.cli import main as cli_main
 from specdec_lab.loading import load_model
@@ -131,4 +137,202 @@ def test_cli_bench_writes_a_report(tmp_path, capsys):
     assert "prompt-lookup + greedy" in capsys.readouterr().out
     assert cli_main(["bench", "--methods", "nope+greedy", "--prompts-per-task", "1", "--out", str(out)]) == 2
     assert "unknown method" in capsys.readouterr().err
+    assert cli_main(["bench", "--tasks", "copy", "--prompts-per-task", "1", "--methods", "distilled+heuristic-γ+greedy",
+                     "--new-tokens", "4", "--no-hf", "--no-probe", "--out", str(out)]) == 0
+    assert "distilled+heuristic-γ + greedy" in capsys.readouterr().out
     assert cli_main(["bench", "--new-tokens", "0", "--out", str(out)]) == 2
+
+
+# -- failing early, keeping what was measured --------------------------------------------------------------------------
+
+
+def _questions(tmp_path, *records) -> Path:
+    path = tmp_path / "questions.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("turns, message", [
+    ("ROMEO", "turns must be a list of strings (the user turns), got the string 'ROMEO'"),
+    ([], "turns must be a non-empty list of strings"),
+    (None, "turns must be a non-empty list of strings"),
+    ([["ROMEO"]], "turn 0 is not a string"),
+    (["ROMEO", 3], "turn 1 is not a string"),
+    (["  "], "the first turn is empty"),
+])
+def test_question_turns_must_be_a_list_of_strings(tmp_path, turns, message):
+    """A bare string used to become its first letter ("ROMEO" -> the prompt "R"); now it is refused, by id."""
+    path = _questions(tmp_path, {"question_id": 1, "category": "x", "turns": ["fine"]},
+                      {"question_id": "q-7", "category": "x", "turns": turns})
+    with pytest.raises(ValueError, match=r"questions.jsonl:2 \(question 'q-7'\)") as err:
+        read_questions(path)
+    assert message in str(err.value)
+
+
+def test_method_names_with_a_plus_are_parsed_against_the_registry():
+    assert parse_methods("distilled+heuristic-γ+speculative") == [("distilled+heuristic-γ", "speculative")]
+    assert parse_methods("distilled+confidence+greedy, prompt-lookup+greedy") == [
+        ("distilled+confidence", "greedy"), ("prompt-lookup", "greedy")]
+    assert parse_methods("distilled+greedy") == [("distilled", "greedy")]  # not mistaken for distilled+confidence
+    assert parse_methods("medusa + tree-greedy") == [("medusa", "tree-greedy")]  # the report's label reads back
+    assert parse_methods("default") == default_methods() and parse_methods("all") == all_methods()
+    for bad in ("distilled+heuristic-γ", "nope+greedy", "distilled+nope", "distilled", "+greedy"):
+        with pytest.raises(ValueError, match="unknown method .*distilled, distilled\\+heuristic-γ.* greedy, speculative"):
+            parse_methods(bad)
+    with pytest.raises(ValueError, match="needs a drafter that branches, and 'distilled\\+heuristic-γ' cannot branch"):
+        parse_methods("distilled+heuristic-γ+tree-greedy")
+
+
+@pytest.fixture
+def no_models(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("a model was loaded before the arguments were checked")
+
+    monkeypatch.setattr(cli, "load_model", refuse, raising=False)
+    monkeypatch.setattr(loading, "load_model", refuse)
+
+
+BAD_BENCH_ARGS = [
+    (["--gamma", "0"], "gamma must be between 1 and 64"),
+    (["--gamma", "100"], "gamma must be between 1 and 64"),
+    (["--new-tokens", "0"], "--new-tokens must be >= 1, got 0"),
+    (["--temperature", "-1"], "temperature must be >= 0"),
+    (["--temperature", "inf"], "temperature must be a finite number"),
+    (["--seed", "-2"], "seed must be between 0 and"),
+    (["--device", "foo"], "unknown device 'foo'"),
+    (["--methods", "nope+greedy"], "unknown method 'nope+greedy'"),
+    (["--methods", "distilled+heuristic-γ"], "unknown method 'distilled+heuristic-γ'"),
+    (["--methods", "prompt-lookup+greedy,distilled+heuristic-γ+tree-speculative"], "cannot branch"),
+    (["--prompts-per-task", "0"], "per_task must be >= 1"),
+    (["--questions", "/no/such/questions.jsonl"], "no question file at /no/such/questions.jsonl"),
+    (["--tasks", "poetry"], "no questions for task(s) ['poetry']"),
+]
+
+
+@pytest.mark.parametrize("args, message", BAD_BENCH_ARGS, ids=[" ".join(a) for a, _ in BAD_BENCH_ARGS])
+def test_bench_refuses_bad_arguments_before_loading_a_model(tmp_path, capsys, no_models, args, message):
+    assert cli_main(["bench", "--out", str(tmp_path / "r"), *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and err.count("\n") == 1
+    assert not (tmp_path / "r").exists()
+
+
+def test_bench_out_that_is_a_file_is_refused_before_any_work(tmp_path, capsys, no_models):
+    out = tmp_path / "report"
+    out.write_text("not a folder")
+    assert cli_main(["bench", "--methods", "prompt-lookup+greedy", "--out", str(out)]) == 2
+    assert "is an existing file, not a folder" in capsys.readouterr().err
+    assert cli_main(["bench", "--methods", "prompt-lookup+greedy", "--out", str(out / "sub")]) == 2
+    assert "is a file, so the folder cannot be created there" in capsys.readouterr().err
+    assert out.read_text() == "not a folder"
+
+
+@pytest.fixture(scope="module")
+def zoo():
+    return load_model("zoo:target", "cpu")
+
+
+def test_a_prompt_too_long_is_refused_before_the_first_forward_and_named(zoo, tmp_path, monkeypatch):
+    target, tokenizer = zoo
+    calls = []
+    monkeypatch.setattr(runner, "generate_autoregressive", lambda *a, **k: calls.append("ar"))
+    monkeypatch.setattr(runner, "generate_speculative", lambda *a, **k: calls.append("spec"))
+    path = _questions(tmp_path, {"question_id": 1, "category": "copy", "turns": ["ROMEO."]},
+                      {"question_id": "long-2", "category": "copy", "turns": ["word " * 600]})
+    with pytest.raises(ValueError, match=r"question 'long-2' \(task 'copy'\): prompt \(\d+ tokens\) \+ max_new_tokens \(8\) "
+                                         r"exceeds the target's context of 512 tokens"):
+        run_benchmark(target, tokenizer, read_questions(path), [("prompt-lookup", "greedy")], max_new_tokens=8,
+                      hf_baselines=False, progress=False)
+    assert calls == []  # not even the warm-up ran
+
+
+def test_an_interrupted_run_keeps_the_questions_it_measured(zoo, tmp_path, capsys, monkeypatch):
+    """The partial result is written after each question: interrupting the second leaves the first on disk."""
+    path = _questions(tmp_path, {"question_id": "a", "category": "copy", "turns": ["ROMEO.\nBut soft"]},
+                      {"question_id": "b", "category": "copy", "turns": ["JULIET.\nO Romeo"]})
+    real = runner.generate_speculative
+    seen = []
+
+    def interrupted_on_the_second_question(target, drafter, ids, **kwargs):
+        seen.append(list(ids))
+        if len(seen) == 2:
+            raise KeyboardInterrupt
+        return real(target, drafter, ids, **kwargs)
+
+    monkeypatch.setattr(runner, "generate_speculative", interrupted_on_the_second_question)
+    monkeypatch.setattr(cli, "load_model", lambda name, device=None: zoo, raising=False)
+    monkeypatch.setattr(loading, "load_model", lambda name, device=None: zoo)
+    out = tmp_path / "report"
+    try:
+        code = cli_main(["bench", "--questions", str(path), "--methods", "prompt-lookup+greedy", "--new-tokens", "4",
+                         "--no-hf", "--no-probe", "--device", "cpu", "--out", str(out)])
+    except KeyboardInterrupt:
+        pytest.fail("the interrupt escaped the CLI, and nothing was written")
+    assert code == 130 and "interrupted" in capsys.readouterr().err
+    result = json.loads((out / "result.json").read_text())
+    assert result["complete"] is False and result["questions_done"] == 1
+    assert [(r["question_id"], r["method"]) for r in result["records"]] == [("a", AR), ("a", "prompt-lookup + greedy")]
+    assert all(r["tokens"] == 4 for r in result["records"])
+    assert {(row["task"], row["method"]) for row in result["summary"]} == {
+        (t, m) for t in ("copy", "all") for m in (AR, "prompt-lookup + greedy")}
+    assert "PARTIAL: 1 of 2 prompts" in (out / "report.md").read_text()
+    assert not list(out.glob("*.tmp"))
+
+
+def test_a_complete_run_says_so(tiny_result):
+    assert tiny_result["complete"] is True and tiny_result["questions_done"] == 2
+
+
+# -- layering: the metrics live below the benchmark, the widgets and compare ---------------------------------------
+
+
+def _imports(path: Path) -> set[str]:
+    """The specdec_lab modules (and names from them) a file imports, dotted, relative to the package."""
+    package = Path(specdec_lab.__file__).parent
+    here = list(path.relative_to(package).with_suffix("").parts[:-1])
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and (node.level or (node.module or "").startswith("specdec_lab")):
+            base = here[: len(here) - node.level + 1] if node.level else []
+            module = (node.module or "").removeprefix("specdec_lab").lstrip(".")
+            name = ".".join(base + ([module] if module else []))
+            found |= {name} if name else set()
+            found |= {f"{name}.{a.name}".lstrip(".") for a in node.names}
+        elif isinstance(node, ast.Import):
+            found |= {a.name.removeprefix("specdec_lab.") for a in node.names if a.name.startswith("specdec_lab.")}
+    return found
+
+
+def test_viz_and_compare_do_not_import_the_benchmark():
+    package = Path(specdec_lab.__file__).parent
+    for path in [package / "compare.py", package / "metrics.py", *sorted((package / "viz").glob("*.py"))]:
+        assert not any(n == "bench" or n.startswith("bench.") for n in _imports(path)), path.name
+    assert _imports(package / "metrics.py") == {"theory", "theory.expected_tokens_per_step", "theory.speedup"}  # pure
+
+
+def test_the_benchmark_uses_the_shared_metrics():
+    for name in ("AR", "label", "measured_costs", "predictions", "trace_record", "summarize", "explain"):
+        assert getattr(runner, name) is getattr(metrics, name)
+
+
+def test_a_run_that_fails_midway_names_the_question_and_keeps_the_ones_before(zoo, tmp_path, capsys, monkeypatch):
+    path = _questions(tmp_path, {"question_id": "a", "category": "copy", "turns": ["ROMEO.\nBut soft"]},
+                      {"question_id": "b", "category": "code", "turns": ["def main():"]})
+    real, seen = runner.generate_speculative, []
+
+    def fails_on_the_second_question(target, drafter, ids, **kwargs):
+        seen.append(1)
+        if len(seen) == 2:
+            raise ValueError("the drafter broke")
+        return real(target, drafter, ids, **kwargs)
+
+    monkeypatch.setattr(runner, "generate_speculative", fails_on_the_second_question)
+    monkeypatch.setattr(cli, "load_model", lambda name, device=None: zoo, raising=False)
+    monkeypatch.setattr(loading, "load_model", lambda name, device=None: zoo)
+    out = tmp_path / "report"
+    assert cli_main(["bench", "--questions", str(path), "--methods", "prompt-lookup+greedy", "--new-tokens", "4",
+                     "--no-hf", "--no-probe", "--device", "cpu", "--out", str(out)]) == 2
+    (line,) = [x for x in capsys.readouterr().err.splitlines() if "error" in x]  # (the rest: the progress bar)
+    assert line.startswith("error: the drafter broke; while running prompt-lookup + greedy on question 'b' (task 'code'); "
+                           "the 1 of 2 prompts measured so far are in ")
+    assert [r["question_id"] for r in json.loads((out / "result.json").read_text())["records"]] == ["a", "a"]

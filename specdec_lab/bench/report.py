@@ -5,11 +5,12 @@ from __future__ import annotations
 import html
 import json
 import math
+import os
 from pathlib import Path
 
 import plotly.graph_objects as go
 
-from .runner import AR
+from ..metrics import AR
 
 COLUMNS = [("task", "task"), ("method", "method"), ("speedup", "speedup ×"), ("tokens_per_s", "tokens/s"),
            ("tau", "τ"), ("alpha", "α"), ("forwards_per_token", "target forwards/token"), ("predicted", "predicted ×"),
@@ -27,7 +28,14 @@ def header_text(result: dict) -> str:
     return (f"{h['processor']} ({h['device']}, {h['threads']} threads), {h['machine']}; python {h['python']}, "
             f"torch {h['torch']}, transformers {h['transformers']}; target {h['target_parameters'] / 1e6:.1f} M parameters; "
             f"γ = {h['gamma']}, {h['max_new_tokens']} new tokens, T = {h['temperature']:g}, seed {h['seed']}; "
-            f"{h['questions']} prompts in {len(h['tasks'])} tasks")
+            f"{h['questions']} prompts in {len(h['tasks'])} tasks" + _partial(result))
+
+
+def _partial(result: dict) -> str:
+    if result.get("complete", True):
+        return ""
+    return (f" — PARTIAL: {result.get('questions_done', '?')} of {result['header']['questions']} prompts measured so far "
+            "(the run is in progress or was interrupted)")
 
 
 def _rows(result: dict, task: str | None = None) -> list[dict]:
@@ -113,12 +121,41 @@ def to_html(result: dict) -> str:
             f"{charts}</body></html>\n")
 
 
+def check_out_folder(folder: str | Path) -> Path:
+    """The report folder, refused before any work if it cannot hold the report: an existing file, or a parent
+    that is not a folder or not writable."""
+    folder = Path(folder).expanduser()
+    if folder.exists():
+        if not folder.is_dir():
+            raise ValueError(f"--out {folder} is an existing file, not a folder: give a folder for result.json, "
+                             "report.md and report.html")
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise ValueError(f"--out {folder}: the folder is not writable")
+        return folder
+    parent = folder.absolute().parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ValueError(f"--out {folder}: {parent} is a file, so the folder cannot be created there")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ValueError(f"--out {folder}: cannot create it, {parent} is not writable")
+    return folder
+
+
+def _write(path: Path, text: str) -> None:
+    """Write via a temporary file and rename, so an interrupted write never leaves a truncated report."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
 def write_report(result: dict, folder: str | Path) -> dict[str, Path]:
-    """result.json, report.md and report.html in ``folder``; returns their paths."""
+    """result.json, report.md and report.html in ``folder``; returns their paths. A partial result (``"complete":
+    False``, written while the benchmark runs) is marked PARTIAL in the reports."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     paths = {"json": folder / "result.json", "markdown": folder / "report.md", "html": folder / "report.html"}
-    paths["json"].write_text(json.dumps(result, indent=1, default=float) + "\n", encoding="utf-8")
-    paths["markdown"].write_text(to_markdown(result), encoding="utf-8")
-    paths["html"].write_text(to_html(result), encoding="utf-8")
+    _write(paths["json"], json.dumps(result, indent=1, default=float) + "\n")
+    _write(paths["markdown"], to_markdown(result))
+    _write(paths["html"], to_html(result))
     return paths

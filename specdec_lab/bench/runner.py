@@ -3,54 +3,36 @@
 For each question, in one pass: our autoregressive baseline, each drafter × verifier through
 ``generate_speculative``, then transformers' own ``generate`` (greedy or sampling), assisted
 generation with a drafter model, and prompt lookup, all to the same number of new tokens
-(min_new_tokens = max_new_tokens), so every method sees the same machine state. Metrics
-(per task, and over all tasks):
+(min_new_tokens = max_new_tokens), so every method sees the same machine state. The metrics
+(speedup, τ, α = accepted ÷ checked, per-position acceptance, c, v, the predictions) are
+defined once, in :mod:`specdec_lab.metrics`, and shared with ``compare`` and the playground.
 
-    speedup          mean over prompts of tokens/s  ÷  the same for the autoregressive baseline   (Spec-Bench)
-    τ                new tokens / steps (the target's own token included)
-    α                accepted / checked drafts;  acceptance_rate = accepted / drafted
-    per_position     P(draft i accepted | draft i checked), i = 1..γ
-    forwards/token   target forwards per new token
-    c, v             measured cost of one drafted position / one verification forward, in baseline forwards
-    predicted        (1 − α^(γ+1)) / ((1 − α)(γc + 1));   predicted_v: with v in place of 1
-    accounting       τ / (γc + v): what the measured phases alone allow; measured / accounting − 1 is the loop's own overhead
+Every argument, method and question is checked before the first forward (a prompt too long for
+the context names its question), and ``on_progress`` receives the partial result after each
+question, so an interrupted run keeps what it measured.
 """
 
 from __future__ import annotations
 
-import math
 import platform
 import time
-from collections import defaultdict
+from typing import Callable
 
 import torch
 import transformers
 
+from ..checks import check_context, check_gamma, check_int, check_seed
 from ..decode import generate_autoregressive, generate_speculative
+from ..metrics import AR, _trace_metrics, explain, label, measured_costs, predictions, summarize, trace_record
 from ..registry import DRAFTERS, VERIFIERS, build_drafter
-from ..theory import expected_tokens_per_step, speedup
+from ..sampling import SamplingConfig
 from .tasks import Question
 
-AR = "autoregressive"
+__all__ = ["AR", "HF_ASSISTED", "HF_GENERATE", "HF_LOOKUP", "all_methods", "check_methods", "check_settings",
+           "default_methods", "encode_questions", "explain", "forward_probe", "label", "measured_costs", "parse_method",
+           "parse_methods", "predictions", "run_benchmark", "summarize", "trace_record", "_trace_metrics"]
+
 HF_GENERATE, HF_ASSISTED, HF_LOOKUP = "transformers generate", "transformers assisted (γ fixed)", "transformers prompt lookup"
-
-
-def measured_costs(draft_s: float, verify_s: float, steps: int, gamma: int, baseline_s_per_token: float) -> tuple[float, float]:
-    """(c, v) in units of one baseline target forward (the autoregressive time per token):
-
-        c = (draft seconds per step / γ) / baseline seconds per token     one drafted position
-        v = (verify seconds per step) / baseline seconds per token        one forward over γ'+1 tokens, verdict included
-    """
-    if steps == 0 or baseline_s_per_token <= 0:
-        return float("nan"), float("nan")
-    return (draft_s / steps / gamma) / baseline_s_per_token, (verify_s / steps) / baseline_s_per_token
-
-
-def predictions(alpha: float, gamma: int, c: float, v: float) -> tuple[float, float]:
-    """(Theorem 3.8's speedup at (α, γ, c), the same with the measured verification cost v); nan without α."""
-    if math.isnan(alpha) or math.isnan(c):
-        return float("nan"), float("nan")
-    return speedup(alpha, gamma, c), speedup(alpha, gamma, c, v)
 
 
 def all_methods() -> list[tuple[str, str]]:
@@ -61,10 +43,6 @@ def all_methods() -> list[tuple[str, str]]:
 def default_methods() -> list[tuple[str, str]]:
     """Each drafter once with speculative sampling, and each other verifier once with the distilled drafter."""
     return [(d, "speculative") for d in DRAFTERS] + [("distilled", v) for v in VERIFIERS if v != "speculative"]
-
-
-def label(drafter: str, verifier: str) -> str:
-    return f"{drafter} + {verifier}"
 
 
 def _sync(device) -> None:
@@ -84,33 +62,107 @@ def _timed(fn, device):
     return out, seconds, peak
 
 
-def trace_record(out, gamma: int) -> dict:
-    """The counts and times of one run that the summary needs (per-position acceptance up to γ)."""
-    s = out.stats
-    accepted_at, checked_at = [0] * gamma, [0] * gamma
-    for step in out.steps:
-        for i, decision in enumerate(step.decisions[:gamma]):
-            if decision != "unchecked":
-                checked_at[i] += 1
-                accepted_at[i] += decision == "accepted"
-    return {"tokens": s.new_tokens, "steps": s.steps, "accepted": s.accepted, "checked": s.checked, "drafted": s.drafted,
-            "empty_steps": sum(1 for step in out.steps if not step.draft),
-            "target_forwards": s.target_forwards, "draft_s": s.draft_time_s, "verify_s": s.verify_time_s,
-            "accepted_at": accepted_at, "checked_at": checked_at}
+def parse_method(text: str) -> tuple[str, str]:
+    """'DRAFTER+VERIFIER' (or the report's 'DRAFTER + VERIFIER') -> (drafter, verifier).
+
+    Drafter names may hold '+' themselves (``distilled+heuristic-γ``), so the text is matched against
+    the registry: the longest drafter name it starts with that is followed by '+' and a known verifier.
+    """
+    part = text.strip()
+    for drafter in sorted(DRAFTERS, key=len, reverse=True):
+        if part.startswith(drafter):
+            rest = part[len(drafter):].strip()
+            if rest.startswith("+") and rest[1:].strip() in VERIFIERS:
+                return drafter, rest[1:].strip()
+    raise ValueError(f"unknown method {text!r}: write DRAFTER+VERIFIER with a drafter from {', '.join(DRAFTERS)} "
+                     f"and a verifier from {', '.join(VERIFIERS)} (e.g. distilled+greedy, distilled+heuristic-γ+speculative)")
+
+
+def parse_methods(spec: str) -> list[tuple[str, str]]:
+    """'default', 'all', or comma-separated DRAFTER+VERIFIER -> the (drafter, verifier) pairs, each checked."""
+    if not isinstance(spec, str) or not spec.strip():
+        raise ValueError("--methods takes 'default', 'all' or DRAFTER+VERIFIER,... (e.g. distilled+greedy,prompt-lookup+greedy)")
+    if spec.strip() == "default":
+        return default_methods()
+    if spec.strip() == "all":
+        return all_methods()
+    methods = [parse_method(part) for part in spec.split(",") if part.strip()]
+    check_methods(methods)
+    return list(dict.fromkeys(methods))
+
+
+def check_methods(methods: list[tuple[str, str]]) -> None:
+    """Every (drafter, verifier) pair is in the registry, and a tree verifier gets a drafter that branches."""
+    if not methods:
+        raise ValueError("no methods to benchmark")
+    for pair in methods:
+        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+            raise ValueError(f"a method is a (drafter, verifier) pair, got {pair!r}")
+        d, v = pair
+        if d not in DRAFTERS or v not in VERIFIERS:
+            raise ValueError(f"unknown method {d!r} + {v!r}; drafters: {', '.join(DRAFTERS)}; verifiers: {', '.join(VERIFIERS)}")
+        if VERIFIERS[v].tree and not DRAFTERS[d].branches:
+            branching = ", ".join(name for name, e in DRAFTERS.items() if e.branches)
+            raise ValueError(f"method {label(d, v)!r}: the tree verifier {v!r} needs a drafter that branches, and {d!r} "
+                             f"cannot branch; drafters that branch: {branching}")
+
+
+def check_settings(gamma, max_new_tokens, temperature, seed) -> None:
+    """The benchmark's numbers, with the engine's own checks (so a bad one fails before any model loads)."""
+    check_gamma(gamma)
+    check_int("max_new_tokens (--new-tokens)", max_new_tokens, 1)
+    SamplingConfig(temperature=temperature)
+    check_seed(seed)
+
+
+def encode_questions(target, tokenizer, questions: list[Question], max_new_tokens: int, models=()) -> list[list[int]]:
+    """Each question's prompt ids, refusing (with its id and task) a prompt that is empty or too long for the context
+    of the target or of any of ``models`` (drafter models), with ``max_new_tokens`` new tokens after it."""
+    encoded = []
+    for q in questions:
+        ids = list(tokenizer(q.prompt)["input_ids"])
+        where = f"question {q.question_id!r} (task {q.task!r})"
+        if not ids:
+            raise ValueError(f"{where}: the prompt has no tokens")
+        try:
+            check_context(target, len(ids), max_new_tokens, "target")
+            for role, model in models:
+                check_context(model, len(ids), max_new_tokens, role)
+        except ValueError as err:
+            raise ValueError(f"{where}: {err}") from None
+        encoded.append(ids)
+    return encoded
+
+
+def _drafter_models(target, drafters: dict, hf_drafter) -> list[tuple[str, object]]:
+    """(role, model) of every drafter that runs a model of its own (its context may be shorter than the target's)."""
+    models = [] if hf_drafter is None else [("drafter model of transformers' assisted generation", hf_drafter)]
+    for name, drafter in drafters.items():
+        model = getattr(drafter, "model", None) or getattr(getattr(drafter, "inner", None), "model", None)
+        if isinstance(model, torch.nn.Module) and hasattr(model, "config") and model is not target:
+            models.append((f"{name} drafter", model))
+    return models
 
 
 def run_benchmark(target, tokenizer, questions: list[Question], methods: list[tuple[str, str]] | None = None, gamma: int = 4,
                   max_new_tokens: int = 128, temperature: float = 0.0, seed: int = 0, hf_drafter=None,
-                  hf_baselines: bool = True, drafter_options: dict | None = None, progress: bool = True) -> dict:
-    """Measure ``methods`` (default: :func:`default_methods`) on ``questions``; returns the JSON-able result."""
+                  hf_baselines: bool = True, drafter_options: dict | None = None, progress: bool = True,
+                  on_progress: Callable[[dict], None] | None = None) -> dict:
+    """Measure ``methods`` (default: :func:`default_methods`) on ``questions``; returns the JSON-able result.
+
+    Everything is checked before the first forward. ``on_progress(partial)`` is called after each question with
+    the result so far (``"complete": False``), e.g. to write it to disk; the returned result has ``"complete": True``.
+    """
     from tqdm.auto import tqdm
 
-    methods = default_methods() if methods is None else methods
-    for d, v in methods:
-        if d not in DRAFTERS or v not in VERIFIERS:
-            raise ValueError(f"unknown method {d!r} + {v!r}; drafters: {', '.join(DRAFTERS)}; verifiers: {', '.join(VERIFIERS)}")
+    methods = default_methods() if methods is None else [tuple(m) for m in methods]
+    check_methods(methods)
+    check_settings(gamma, max_new_tokens, temperature, seed)
+    if not questions:
+        raise ValueError("no questions to benchmark")
     device = target.device
     drafters = {d: build_drafter(d, target, tokenizer, **(drafter_options or {}).get(d, {})) for d in dict.fromkeys(d for d, _ in methods)}
+    encoded = encode_questions(target, tokenizer, questions, max_new_tokens, _drafter_models(target, drafters, hf_drafter))
     common = dict(max_new_tokens=max_new_tokens, min_new_tokens=max_new_tokens, temperature=temperature)
     hf_runs = {}
     if hf_baselines:
@@ -132,26 +184,6 @@ def run_benchmark(target, tokenizer, questions: list[Question], methods: list[tu
                                   min_new_tokens=max_new_tokens, pad_token_id=target.config.eos_token_id, **sampling, **extra)
         return {"tokens": out.shape[1] - x.shape[1]}
 
-    encoded = [tokenizer(q.prompt)["input_ids"] for q in questions]
-    generate_autoregressive(target, encoded[0], max_new_tokens=4)  # warm-up: the first forward of a process is slow
-    records = []
-    bar = tqdm(total=len(questions) * (1 + len(methods) + len(hf_runs)), desc="bench", unit="run", disable=not progress)
-    for i, (q, ids) in enumerate(zip(questions, encoded)):
-        out, seconds, peak = _timed(lambda: generate_autoregressive(target, ids, seed=seed + i, **common), device)
-        records.append({"task": q.task, "question_id": q.question_id, "method": AR, "seconds": seconds, "peak_mib": peak,
-                        **trace_record(out, gamma)})
-        bar.update()
-        for d, v in methods:
-            out, seconds, peak = _timed(lambda: generate_speculative(target, drafters[d], ids, gamma=gamma, verifier=v,
-                                                                     seed=seed + i, **common), device)
-            records.append({"task": q.task, "question_id": q.question_id, "method": label(d, v), "seconds": seconds,
-                            "peak_mib": peak, **trace_record(out, gamma)})
-            bar.update()
-        for name, extra in hf_runs.items():
-            out, seconds, peak = _timed(lambda: hf(ids, i, **extra), device)
-            records.append({"task": q.task, "question_id": q.question_id, "method": name, "seconds": seconds, "peak_mib": peak, **out})
-            bar.update()
-    bar.close()
     header = {
         "machine": platform.platform(), "processor": platform.processor() or platform.machine(), "device": str(device),
         "threads": torch.get_num_threads(), "python": platform.python_version(), "torch": torch.__version__,
@@ -160,75 +192,35 @@ def run_benchmark(target, tokenizer, questions: list[Question], methods: list[tu
         "questions": len(questions), "tasks": list(dict.fromkeys(q.task for q in questions)),
     }
     labels = [AR] + [label(d, v) for d, v in methods] + list(hf_runs)
-    return {"header": header, "methods": labels, "records": records, "summary": summarize(records, labels, gamma)}
 
+    def result(records: list[dict], done: int) -> dict:
+        return {"header": header, "methods": labels, "records": records, "summary": summarize(records, labels, gamma),
+                "complete": done == len(questions), "questions_done": done}
 
-def summarize(records: list[dict], labels: list[str], gamma: int) -> list[dict]:
-    """One row per (task, method), plus task "all"; see the module docstring for the definitions."""
-    groups = defaultdict(list)
-    for r in records:
-        groups[r["task"], r["method"]].append(r)
-        groups["all", r["method"]].append(r)
-    tasks = list(dict.fromkeys(r["task"] for r in records)) + ["all"]
-    rows = []
-    for task in tasks:
-        base = groups[task, AR]
-        base_tps = sum(r["tokens"] / r["seconds"] for r in base) / len(base)
-        base_s_per_token = sum(r["seconds"] for r in base) / sum(r["tokens"] for r in base)
-        for method in labels:
-            rs = groups[task, method]
-            if not rs:
-                continue
-            tps = sum(r["tokens"] / r["seconds"] for r in rs) / len(rs)
-            row = {"task": task, "method": method, "prompts": len(rs), "tokens_per_s": tps, "speedup": tps / base_tps,
-                   "peak_mib": max((r["peak_mib"] for r in rs if r["peak_mib"] is not None), default=None)}
-            if "steps" in rs[0]:
-                row |= _trace_metrics(rs, gamma, base_s_per_token, row["speedup"], method != AR)
-            rows.append(row)
-    return rows
-
-
-def _trace_metrics(rs: list[dict], gamma: int, base_s_per_token: float, measured: float, speculative: bool) -> dict:
-    total = {k: sum(r[k] for r in rs) for k in ("tokens", "steps", "accepted", "checked", "drafted", "target_forwards",
-                                                 "draft_s", "verify_s", "seconds", "empty_steps")}
-    out = {"tau": total["tokens"] / total["steps"], "forwards_per_token": total["target_forwards"] / total["tokens"]}
-    if not speculative:
-        return out
-    alpha = total["accepted"] / total["checked"] if total["checked"] else float("nan")
-    accepted_at = [sum(r["accepted_at"][i] for r in rs) for i in range(gamma)]
-    checked_at = [sum(r["checked_at"][i] for r in rs) for i in range(gamma)]
-    c, v = measured_costs(total["draft_s"], total["verify_s"], total["steps"], gamma, base_s_per_token)
-    predicted, predicted_v = predictions(alpha, gamma, c, v)
-    accounting = out["tau"] / (gamma * c + v) if c == c else float("nan")
-    out |= {
-        "alpha": alpha, "acceptance_rate": total["accepted"] / total["drafted"] if total["drafted"] else float("nan"),
-        "per_position": [a / n if n else None for a, n in zip(accepted_at, checked_at)], "c": c, "v": v,
-        "predicted": predicted, "predicted_v": predicted_v, "accounting": accounting,
-        "overhead_share": 1 - (total["draft_s"] + total["verify_s"]) / total["seconds"],
-        "empty_share": total["empty_steps"] / total["steps"],
-    }
-    out["explanation"] = explain(out, alpha, gamma, measured)
-    return out
-
-
-def explain(row: dict, alpha: float, gamma: int, measured: float) -> str:
-    """Which overhead separates the measured speedup from the formula's, in words."""
-    if alpha != alpha or row.get("empty_share", 0) == 1:
-        return "nothing was drafted (the drafter abstained throughout): the loop ran as plain decoding"
-    notes = []
-    formula_tau = expected_tokens_per_step(alpha, gamma)
-    if row["empty_share"] > 0.05:
-        notes.append(f"the drafter proposed nothing in {row['empty_share']:.0%} of the steps (plain decoding steps)")
-    if abs(row["tau"] / formula_tau - 1) > 0.1:
-        notes.append(f"τ = {row['tau']:.2f}, not the {formula_tau:.2f} of independent draws at α = {alpha:.2f} "
-                     "(acceptances are correlated, drafts end early, or steps are empty)")
-    if row["v"] > 1.1:
-        notes.append(f"verifying γ+1 tokens costs v = {row['v']:.2f} forwards, not 1")
-    if row["c"] > 0.1:
-        notes.append(f"drafting costs c = {row['c']:.2f} forwards per position")
-    if abs(measured / row["accounting"] - 1) > 0.1:
-        notes.append(f"{row['overhead_share']:.0%} of the time is outside drafting and verifying (loop overhead, timing noise)")
-    return "; ".join(notes) if notes else "within 10% of the formula"
+    generate_autoregressive(target, encoded[0], max_new_tokens=4)  # warm-up: the first forward of a process is slow
+    records = []
+    bar = tqdm(total=len(questions) * (1 + len(methods) + len(hf_runs)), desc="bench", unit="run", disable=not progress)
+    try:
+        for i, (q, ids) in enumerate(zip(questions, encoded)):
+            runs = [(AR, lambda: generate_autoregressive(target, ids, seed=seed + i, **common), True)]
+            runs += [(label(d, v), lambda d=d, v=v: generate_speculative(target, drafters[d], ids, gamma=gamma, verifier=v,
+                                                                          seed=seed + i, **common), True) for d, v in methods]
+            runs += [(name, lambda extra=extra: hf(ids, i, **extra), False) for name, extra in hf_runs.items()]
+            for name, fn, ours in runs:
+                try:
+                    out, seconds, peak = _timed(fn, device)
+                except Exception as err:
+                    if hasattr(err, "add_note"):  # Python 3.11+
+                        err.add_note(f"while running {name} on question {q.question_id!r} (task {q.task!r})")
+                    raise
+                records.append({"task": q.task, "question_id": q.question_id, "method": name, "seconds": seconds, "peak_mib": peak,
+                                **(trace_record(out, gamma) if ours else out)})
+                bar.update()
+            if on_progress is not None and i + 1 < len(questions):
+                on_progress(result(records, i + 1))
+    finally:
+        bar.close()  # also on an error or an interrupt: the bar's last line ends before the message
+    return result(records, len(questions))
 
 
 def forward_probe(target, ks=(1, 2, 4, 8, 16, 32, 64), context: int = 128) -> dict:

@@ -34,17 +34,27 @@ def read_questions(path: str | Path = MINIBENCH, per_task: int | None = None, ta
     if per_task is not None and per_task < 1:
         raise ValueError(f"per_task must be >= 1, got {per_task}")
     questions, counts = [], {}
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise ValueError(f"cannot read the question file {path}: {err}") from err
+    for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         try:
             record = json.loads(line)
-            prompt, category = record["turns"][0], record["category"]
-            question_id = record.get("question_id", number)
-        except (json.JSONDecodeError, KeyError, IndexError, TypeError) as err:
+            if not isinstance(record, dict):
+                raise TypeError(f"a JSON {type(record).__name__}, not an object")
+            missing = next((key for key in ("turns", "category") if key not in record), None)
+            if missing is not None:
+                raise KeyError(missing)
+        except (json.JSONDecodeError, KeyError, TypeError) as err:
             raise ValueError(f"{path}:{number}: not a question.jsonl record with category and turns ({err})") from err
-        if not isinstance(prompt, str) or not prompt.strip():
-            raise ValueError(f"{path}:{number}: the first turn is empty")
+        question_id = record.get("question_id", number)
+        where = f"{path}:{number} (question {question_id!r})"
+        prompt, category = _first_turn(record["turns"], where), record["category"]
+        if not isinstance(category, str) or not category.strip():
+            raise ValueError(f"{where}: category must be a non-empty string, got {category!r}")
         task = "multi-turn" if category in MT_BENCH else category
         if tasks is not None and task not in tasks:
             continue
@@ -56,6 +66,21 @@ def read_questions(path: str | Path = MINIBENCH, per_task: int | None = None, ta
     if not questions:
         raise ValueError(f"{path} holds no questions")
     return questions
+
+
+def _first_turn(turns, where: str) -> str:
+    """The first user turn, refusing what is not a list of strings (a bare string would give its first letter)."""
+    if isinstance(turns, str):
+        raise ValueError(f"{where}: turns must be a list of strings (the user turns), got the string {turns[:40]!r}; "
+                         'write "turns": ["..."]')
+    if not isinstance(turns, list) or not turns:
+        raise ValueError(f"{where}: turns must be a non-empty list of strings, got {turns!r}"[:300])
+    bad = [i for i, turn in enumerate(turns) if not isinstance(turn, str)]
+    if bad:
+        raise ValueError(f"{where}: turn {bad[0]} is not a string: {turns[bad[0]]!r}"[:300])
+    if not turns[0].strip():
+        raise ValueError(f"{where}: the first turn is empty")
+    return turns[0]
 
 
 def _tasks(path: Path) -> set[str]:

@@ -4,11 +4,16 @@ Colour is never the only carrier of meaning: every token also carries a glyph.
     ✓ accepted draft      ✗ rejected draft (struck through)      · draft never checked
     ↻ the target's correction after a rejection      ★ the bonus token after a fully accepted draft
     ▸ a plain target token (nothing was drafted)
+
+Text bound for a terminal goes through :func:`escape_controls` first (the CLI does it in its decode
+function, before any colour is added), so a prompt or an output holding ESC, BEL or other control
+characters is shown, not obeyed.
 """
 
 from __future__ import annotations
 
 import math
+import unicodedata
 
 from ..trace import BONUS, CORRECTED, GenerationOutput, StepRecord
 
@@ -22,6 +27,24 @@ ANSI = {  # Okabe–Ito-like choices that survive on dark and light terminals
     "plain": "\x1b[34m",
 }
 RESET = "\x1b[0m"
+
+
+def _control_glyph(char: str) -> str:
+    code = ord(char)
+    if code < 0x20:
+        return chr(0x2400 + code)  # Unicode Control Pictures: ESC -> ␛, BEL -> ␇, CR -> ␍, NUL -> ␀
+    if code == 0x7F:
+        return "\u2421"  # ␡
+    return f"\\x{code:02x}"  # C1 (U+0080..U+009F) has no control pictures: a visible escape, e.g. \x9b
+
+
+def escape_controls(text: str) -> str:
+    """Show control characters instead of sending them to a terminal: every character of Unicode category Cc
+    (C0, DEL, C1) except newline and tab becomes a visible stand-in (ESC ␛, BEL ␇, CR ␍, DEL ␡, C1 byte 0x9b
+    as the four characters ``\\x9b``). Newline and tab stay (:func:`visible` shows them as ⏎ and ⇥)."""
+    if text.isprintable():  # the common case: nothing to do
+        return text
+    return "".join(_control_glyph(c) if c not in "\n\t" and unicodedata.category(c) == "Cc" else c for c in text)
 
 
 def visible(text: str) -> str:
@@ -70,9 +93,11 @@ def legend(color: bool = False) -> str:
 
 
 def render_stats(out: GenerationOutput) -> str:
+    """One line of metrics: α = accepted ÷ checked (Stats.alpha), and the acceptance rate = accepted ÷ drafted."""
     s = out.stats
-    rate = "n/a" if math.isnan(s.acceptance_rate) else f"{s.acceptance_rate:.2f}"
-    return (f"{s.new_tokens} tokens in {s.steps} steps: acceptance rate {rate}, {s.mean_tokens_per_step:.2f} tokens/step, "
+    fmt = lambda x: "n/a" if math.isnan(x) else f"{x:.2f}"  # noqa: E731
+    return (f"{s.new_tokens} tokens in {s.steps} steps: α {fmt(s.alpha)} (accepted ÷ checked), acceptance rate "
+            f"{fmt(s.acceptance_rate)} (accepted ÷ drafted), {s.mean_tokens_per_step:.2f} tokens/step, "
             f"{s.target_forwards} target forwards, {s.ms_per_token:.1f} ms/token")
 
 

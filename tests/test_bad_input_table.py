@@ -4,6 +4,7 @@ regenerate it with ``SPECDEC_LAB_WRITE_DOCS=1 pytest tests/test_bad_input_table.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -80,6 +81,29 @@ def test_every_bad_input_gets_a_clear_message(capsys, tmp_path, monkeypatch):
     ]
     rows += [("API", label, *_outcome(fn)) for label, fn in api]
 
+    from test_engine_v2 import OutOfRange, _sliding  # the engine-v2 defects, tried here for their messages
+
+    sliding = _sliding("mistral")
+    engine_v2 = [
+        ("temperature=1e-40 (overflows logits / T)", lambda: generate_speculative(target, drafter, [1, 2], temperature=1e-40, max_new_tokens=4)),
+        ("temperature=1e-38", lambda: generate_speculative(target, drafter, [1, 2], temperature=1e-38, max_new_tokens=4)),
+        ("seed=2**64", lambda: generate_speculative(target, drafter, [1, 2], seed=2**64, max_new_tokens=4)),
+        ("seed=1.5", lambda: generate_speculative(target, drafter, [1, 2], seed=1.5, max_new_tokens=4)),
+        ("eos_token_id='2' (a string)", lambda: generate_speculative(target, drafter, [1, 2], eos_token_id="2", max_new_tokens=4)),
+        ("eos_token_id=2.0 (a float)", lambda: generate_speculative(target, drafter, [1, 2], eos_token_id=2.0, max_new_tokens=4)),
+        ("eos_token_id=-1", lambda: generate_speculative(target, drafter, [1, 2], eos_token_id=-1, max_new_tokens=4)),
+        ("eos_token_id=10**6", lambda: generate_speculative(target, drafter, [1, 2], eos_token_id=10**6, max_new_tokens=4)),
+        ("input_ids={'ids': [1, 2]} (a mapping without input_ids)", lambda: generate_speculative(target, drafter, {"ids": [1, 2]}, max_new_tokens=4)),
+        ("a drafter that proposes token id 10**6", lambda: generate_speculative(target, OutOfRange(10**6), [1, 2], gamma=2, max_new_tokens=4)),
+        ("a drafter that proposes token id -1", lambda: generate_speculative(target, OutOfRange(-1), [1, 2], gamma=2, max_new_tokens=4)),
+        ("a retrieval datastore from another tokenizer (ids 500, 501)", lambda: generate_speculative(
+            target, build_drafter("retrieval", target, datastore_ids=[[1, 2, 500, 501]]), [1, 2], gamma=2, max_new_tokens=4)),
+        ("a Mistral target with sliding_window=24, 8 + 17 tokens", lambda: generate_speculative(
+            sliding, _sliding("mistral"), list(range(8)), max_new_tokens=17, verifier="tree-greedy")),
+        ("early exit on a 1-layer target", lambda: build_drafter("early-exit", tiny_llama(layers=1), exit_layer=1)),
+    ]
+    rows += [("API (engine v2)", label, *_outcome(fn)) for label, fn in engine_v2]
+
     registry = [
         ("build_drafter('nope')", lambda: build_drafter("nope", zoo)),
         ("build_verifier('nope')", lambda: build_verifier("nope")),
@@ -89,6 +113,11 @@ def test_every_bad_input_gets_a_clear_message(capsys, tmp_path, monkeypatch):
     rows += [("registry", label, *_outcome(fn)) for label, fn in registry]
 
     (tmp_path / "empty").mkdir()
+    custom = tmp_path / "custom-code"
+    tiny_llama(layers=1).save_pretrained(custom)
+    config = json.loads((custom / "config.json").read_text())
+    (custom / "config.json").write_text(json.dumps(config | {"auto_map": {"AutoModelForCausalLM": "evil.EvilModel"}}))
+    (custom / "evil.py").write_text("raise SystemExit('custom code ran')\n")
     BertModel(BertConfig(vocab_size=96, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
                          intermediate_size=32)).save_pretrained(tmp_path / "bert")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
@@ -99,12 +128,19 @@ def test_every_bad_input_gets_a_clear_message(capsys, tmp_path, monkeypatch):
         ("a folder without config.json", lambda: load_model(str(tmp_path / "empty"))),
         ("a folder holding a model that is not a causal LM (BERT)", lambda: load_model(str(tmp_path / "bert"))),
         ("a hub name while offline (typo or not)", lambda: load_model("someorg/no-such-model")),
+        ("a folder with custom code (config.json has auto_map)", lambda: load_model(str(custom))),
     ]
     rows += [("model loader", label, *_outcome(fn)) for label, fn in loader]
     monkeypatch.delenv("HF_HUB_OFFLINE")
 
     bad_file = tmp_path / "q.jsonl"
     bad_file.write_text('{"category": "x"}\n')
+    string_turns = tmp_path / "turns.jsonl"
+    string_turns.write_text('{"question_id": 7, "category": "x", "turns": "ROMEO"}\n')
+    long_prompt = tmp_path / "long.jsonl"
+    long_prompt.write_text('{"question_id": 9, "category": "x", "turns": ["%s"]}\n' % ("ROMEO and JULIET " * 400))
+    (tmp_path / "a-file").write_text("not a folder")
+    rows += [("question file", '"turns": "ROMEO" (a string, not a list)', *_outcome(lambda: read_questions(string_turns)))]
     rows += [("question file", "a line without turns", *_outcome(lambda: read_questions(bad_file))),
              ("question file", "a task the file does not have", *_outcome(lambda: read_questions(tasks=["poetry"])))]
 
@@ -116,6 +152,15 @@ def test_every_bad_input_gets_a_clear_message(capsys, tmp_path, monkeypatch):
         ("bench --methods nope+greedy", ["bench", "--methods", "nope+greedy", "--prompts-per-task", "1", "--out", str(tmp_path / "r")]),
         ("bench --new-tokens 0", ["bench", "--new-tokens", "0", "--out", str(tmp_path / "r")]),
         ("bench --tasks poetry", ["bench", "--tasks", "poetry", "--out", str(tmp_path / "r")]),
+        ("demo --device foo", ["demo", "--device", "foo"]),
+        ("demo --device cuda (no CUDA here)", ["demo", "--device", "cuda"]),
+        ("demo --temperature 1e-40", ["demo", "--temperature", "1e-40"]),
+        ("demo --seed 18446744073709551616", ["demo", "--seed", str(2**64)]),
+        ("bench --out an existing file", ["bench", "--out", str(tmp_path / "a-file"), "--no-hf", "--no-probe"]),
+        ("bench with a prompt longer than the context", ["bench", "--questions", str(long_prompt), "--no-hf", "--no-probe",
+                                                          "--methods", "prompt-lookup+greedy", "--out", str(tmp_path / "r")]),
+        ("bench --methods distilled+heuristic-γ+tree-greedy (cannot branch)", ["bench", "--methods", "distilled+heuristic-γ+tree-greedy",
+                                                                              "--no-hf", "--no-probe", "--out", str(tmp_path / "r")]),
     ]
     rows += [("CLI specdec-lab", label, *_cli(args, capsys)) for label, args in cli]
 

@@ -138,8 +138,8 @@ def _drafter_models(target, drafters: dict, hf_drafter) -> list[tuple[str, objec
     """(role, model) of every drafter that runs a model of its own (its context may be shorter than the target's)."""
     models = [] if hf_drafter is None else [("drafter model of transformers' assisted generation", hf_drafter)]
     for name, drafter in drafters.items():
-        model = getattr(drafter, "model", None) or getattr(getattr(drafter, "inner", None), "model", None)
-        if isinstance(model, torch.nn.Module) and hasattr(model, "config") and model is not target:
+        model = drafter.model  # declared by every Drafter (a wrapper's is its inner drafter's); None: no model of its own
+        if model is not None and model is not target:
             models.append((f"{name} drafter", model))
     return models
 

@@ -105,7 +105,7 @@ def measure(n_prompts: int = 12, gamma: int = 4) -> dict:
         loss = json.loads(card.read_text())["heldout_loss"] if card.exists() else None
         greedy = acceptance(target, drafter, prompt_ids, gamma, 0.0)
         # c: a model drafter's own single-token forward; a head on the target (EAGLE): its drafting time per token
-        own_ms = forward_ms(drafter.model, context) if hasattr(drafter, "model") else greedy["draft_ms_per_token"]
+        own_ms = forward_ms(drafter.model, context) if drafter.model is not None else greedy["draft_ms_per_token"]
         rows[name] = {"heldout_loss": loss, "greedy": greedy, "t1": acceptance(target, drafter, prompt_ids, gamma, 1.0),
                       "c": own_ms / target_ms}
     heads = MedusaHeads.load(ZOO_DIR / "medusa")

@@ -6,7 +6,6 @@ message that names the argument, what it got and what would be accepted. Nothing
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections.abc import Mapping
 
@@ -168,15 +167,6 @@ def check_device(device) -> torch.device:
     elif dev.type not in ("cpu", "cuda", "mps"):
         raise ValueError(f"device {device!r} is not supported here; use 'cpu' or 'cuda'")
     return dev
-
-
-def check_number(name: str, value, low: float | None = None) -> float:
-    """A finite real number (not a bool), at least ``low``."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise TypeError(f"{name} must be a finite number, got {value!r}")
-    if low is not None and value < low:
-        raise ValueError(f"{name} must be >= {low}, got {value}")
-    return float(value)
 
 
 # -- what a drafter hands back: checked before the target sees it -------------------------------------------

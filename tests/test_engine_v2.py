@@ -15,7 +15,7 @@ import torch
 from transformers import Gemma2Config, Gemma2ForCausalLM, MistralConfig, MistralForCausalLM, Qwen2Config, Qwen2ForCausalLM
 
 from specdec_lab import build_drafter, checks, decode, generate_autoregressive, generate_speculative
-from specdec_lab.drafters import Draft, DraftTree, Drafter, DuckDrafter, HeuristicGamma, LookaheadDrafter, PromptLookupDrafter
+from specdec_lab.drafters import Draft, DraftTree, Drafter, DuckDrafter, HeuristicGamma, LookaheadDrafter
 from specdec_lab.drafters.early_exit import early_exit_model
 from specdec_lab.loading import load_model
 from specdec_lab.sampling import SamplingConfig, probs_from_logits

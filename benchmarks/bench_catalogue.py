@@ -21,6 +21,7 @@ import torch
 import transformers
 
 from specdec_lab import DRAFTERS, VERIFIERS, generate_autoregressive
+from specdec_lab.bench.report import write_section
 from specdec_lab.compare import measure, table_markdown
 from specdec_lab.loading import load_model
 from specdec_lab.zoo.report import heldout_prompts
@@ -72,7 +73,8 @@ def main() -> None:
         args.write.parent.mkdir(parents=True, exist_ok=True)
         command = "python benchmarks/bench_catalogue.py " + " ".join(
             f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if v is not None)
-        args.write.write_text(f"# The catalogue on the zoo, measured\n\n`{command}`\n\n{header}.\n\n{md}\n\n{READING}")
+        write_section(args.write, "zoo", f"## On the zoo (the 12 M-parameter toy)\n\n`{command}`\n\n{header}.\n\n{md}\n\n{READING}",
+                      title="The catalogue, measured")
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ them: ``bench.runner`` (the benchmark), ``compare`` (the notebooks' tables) and 
     c, v             measured cost of one drafted position / one verification forward, in baseline forwards
     predicted        (1 − α^(γ+1)) / ((1 − α)(γc + 1));   predicted_v: with v in place of 1
     accounting       τ / (γc + v): what the measured phases alone allow; measured / accounting − 1 is the loop's own overhead
+    identical_share  share of prompts whose output equals our autoregressive output token for token
 """
 
 from __future__ import annotations
@@ -56,10 +57,21 @@ def trace_record(out, gamma: int) -> dict:
             if decision != "unchecked":
                 checked_at[i] += 1
                 accepted_at[i] += decision == "accepted"
-    return {"tokens": s.new_tokens, "steps": s.steps, "accepted": s.accepted, "checked": s.checked, "drafted": s.drafted,
+    return {"tokens": s.new_tokens, "diverged_at": s.diverged_at, "compared": s.reference_given, "steps": s.steps, "accepted": s.accepted, "checked": s.checked, "drafted": s.drafted,
             "empty_steps": sum(1 for step in out.steps if not step.draft),
             "target_forwards": s.target_forwards, "draft_s": s.draft_time_s, "verify_s": s.verify_time_s,
             "accepted_at": accepted_at, "checked_at": checked_at}
+
+
+def median_records(records: list[dict]) -> list[dict]:
+    """One record per (question, method): the repeat with the median seconds (the lower middle of an even count).
+
+    Interleaved repeats see the same machine state; the median drops the runs another process slowed down.
+    """
+    groups = defaultdict(list)
+    for r in records:
+        groups[r["question_id"], r["method"]].append(r)
+    return [sorted(rs, key=lambda r: r["seconds"])[(len(rs) - 1) // 2] for rs in groups.values()]
 
 
 def summarize(records: list[dict], labels: list[str], gamma: int) -> list[dict]:
@@ -86,6 +98,10 @@ def summarize(records: list[dict], labels: list[str], gamma: int) -> list[dict]:
             tps = sum(r["tokens"] / r["seconds"] for r in rs) / len(rs)
             row = {"task": task, "method": method, "prompts": len(rs), "tokens_per_s": tps, "speedup": tps / base_tps,
                    "peak_mib": max((r["peak_mib"] for r in rs if r["peak_mib"] is not None), default=None)}
+            compared = [r for r in rs if r.get("compared")]
+            if compared:  # how many outputs equal our autoregressive output token for token (bf16: rounding can differ)
+                row["identical_share"] = sum(r["diverged_at"] is None for r in compared) / len(compared)
+                row["compared"] = len(compared)
             if "steps" in rs[0]:
                 row |= _trace_metrics(rs, gamma, base_s_per_token, row["speedup"], method != AR)
             rows.append(row)

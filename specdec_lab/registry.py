@@ -29,6 +29,8 @@ from .drafters.prompt_lookup import PromptLookupDrafter
 from .drafters.retrieval import RetrievalDrafter
 from .drafters.small_model import ModelDrafter
 from .loading import ZOO_DIR, load_model
+from .smol import build as smol_build
+from .trained import find_weights, retrieval_datastore
 from .tree_verifiers import TreeGreedy, TreeSpeculative
 from .verifiers import GreedyMatch, SpeculativeSampling, TopKMatch, TypicalAcceptance
 
@@ -55,7 +57,15 @@ class VerifierEntry:
 
 
 def _model_drafter(default: str, name: str):
-    def build(target, tokenizer=None, model: str = default, **options):
+    def build(target, tokenizer=None, model: str | None = None, **options):
+        if model is None and name.startswith("distilled"):
+            folder = find_weights("distilled", target)
+            if folder is not None:  # SmolLM2's distilled drafter (smol/weights/distilled)
+                drafter = smol_build.distilled(target, folder)
+                if options:
+                    drafter = ModelDrafter(drafter.model, None, tokenizer, name=name, **options)
+                return drafter
+        model = default if model is None else model
         drafter_model, drafter_tokenizer = load_model(model, target.device, target.dtype) if isinstance(model, str) else (model, None)
         return ModelDrafter(drafter_model, drafter_tokenizer, tokenizer, name=name, **options)
 
@@ -68,11 +78,27 @@ def _zoo_exit_layer() -> int:
 
 
 def _early_exit(target, tokenizer=None, exit_layer: int | None = None):
+    """With no exit_layer: the trained exit for this target (SmolLM2: layer 4 + an adapter; the zoo: layer 2);
+    an explicit exit_layer: the target's first layers as they are, untrained, on any Llama-style target."""
+    if exit_layer is None:
+        folder = find_weights("early-exit", target, required=False)
+        if folder is not None:
+            return smol_build.early_exit(target, folder)
     return early_exit_drafter(target, _zoo_exit_layer() if exit_layer is None else exit_layer)
 
 
-def _medusa(target, tokenizer=None, folder: str | Path = ZOO_DIR / "medusa"):
-    return MedusaDrafter.from_folder(target, folder)
+def _medusa(target, tokenizer=None, folder: str | Path | None = None):
+    folder = folder if folder is not None else find_weights("medusa", target)
+    if folder is not None and (Path(folder) / "card.json").exists():
+        return smol_build.medusa(target, Path(folder))
+    return MedusaDrafter.from_folder(target, folder if folder is not None else ZOO_DIR / "medusa")
+
+
+def _eagle(target, tokenizer=None, folder: str | Path | None = None):
+    folder = folder if folder is not None else find_weights("eagle", target)
+    if folder is not None and (Path(folder) / "card.json").exists():
+        return smol_build.eagle(target, Path(folder))
+    return EagleDrafter.from_folder(target, folder if folder is not None else ZOO_DIR / "eagle")
 
 
 @functools.lru_cache(maxsize=2)
@@ -89,7 +115,9 @@ def _stdlib_datastore(tokenizer, max_chars: int) -> tuple[tuple[int, ...], ...]:
 
 
 def _retrieval(target, tokenizer=None, texts=None, datastore_ids=None, max_chars: int = 400_000, **options):
-    """REST over ``texts`` (or token ids); by default over the Python standard library's source."""
+    """REST over ``texts`` (or token ids); by default SmolLM2's own answers for SmolLM2, else the Python standard library's source."""
+    if datastore_ids is None and texts is None:
+        datastore_ids = retrieval_datastore(target)
     if datastore_ids is None:
         if tokenizer is None:
             raise ValueError("the retrieval drafter needs the target's tokenizer (or datastore_ids) to build its datastore")
@@ -129,7 +157,7 @@ DRAFTERS: dict[str, DrafterEntry] = {e.name: e for e in [
                  _medusa),
     DrafterEntry("eagle", SELF, True, True,
                  "a one-layer head extrapolates the target's features autoregressively (EAGLE, Li et al. 2024)",
-                 lambda target, tokenizer=None, folder=ZOO_DIR / "eagle": EagleDrafter.from_folder(target, folder)),
+                 _eagle),
     DrafterEntry("prompt-lookup", SELF, False, True,
                  "copy what followed the last n-gram earlier in the prompt or output (Saxena 2023)",
                  lambda target, tokenizer=None, **o: PromptLookupDrafter(**o)),

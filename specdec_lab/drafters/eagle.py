@@ -27,6 +27,7 @@ import torch
 
 from ..sampling import sample
 from ..tree import path_to
+from .draft_vocab import DraftVocabHead
 from .eagle_head import EagleHead
 from .base import Draft, Drafter, DraftTree, ToProbs, common_prefix_len
 
@@ -39,7 +40,8 @@ class EagleDrafter(Drafter):
     reads_hidden: ClassVar[bool] = True
     may_abstain: ClassVar[bool] = True  # before the target has produced a hidden state (a 1-token prompt)
 
-    def __init__(self, target, head: EagleHead):
+    def __init__(self, target, head: EagleHead, draft_vocab: torch.Tensor | None = None):
+        """``draft_vocab``: token ids the head may draft (draft_vocab.py); None: the whole vocabulary."""
         out_head, embed = target.get_output_embeddings(), target.get_input_embeddings()
         if out_head is None or embed is None:
             raise TypeError(f"an EAGLE head needs the target's embedding and output head; {type(target).__name__} lacks one")
@@ -47,13 +49,14 @@ class EagleDrafter(Drafter):
         if head.hidden != width:
             raise ValueError(f"the EAGLE head was trained for hidden size {head.hidden}, but this target's is {width}")
         self.head = head.to(device=out_head.weight.device, dtype=out_head.weight.dtype).eval()
-        self.output_head, self.embed = out_head, embed
         self.vocab_size = int(out_head.weight.shape[0])
+        self.output_head = out_head if draft_vocab is None else DraftVocabHead(out_head, draft_vocab)
+        self.embed = embed
         self.reset()
 
     @classmethod
-    def from_folder(cls, target, folder: str | Path) -> "EagleDrafter":
-        return cls(target, EagleHead.load(Path(folder)))
+    def from_folder(cls, target, folder: str | Path, draft_vocab: torch.Tensor | None = None) -> "EagleDrafter":
+        return cls(target, EagleHead.load(Path(folder)), draft_vocab)
 
     def reset(self) -> None:
         """Forget the sequence: no features, an empty head cache."""

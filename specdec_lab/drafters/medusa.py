@@ -20,6 +20,7 @@ from typing import ClassVar
 import torch
 
 from ..sampling import sample
+from .draft_vocab import DraftVocabHead
 from .medusa_heads import MedusaHeads
 from .base import Draft, Drafter, DraftTree, ToProbs
 
@@ -32,7 +33,8 @@ class MedusaDrafter(Drafter):
     reads_hidden: ClassVar[bool] = True
     may_abstain: ClassVar[bool] = True  # before the target has produced a hidden state (a 1-token prompt)
 
-    def __init__(self, target, heads: MedusaHeads):
+    def __init__(self, target, heads: MedusaHeads, draft_vocab: torch.Tensor | None = None):
+        """``draft_vocab``: token ids the heads may draft (draft_vocab.py); None: the whole vocabulary."""
         head = target.get_output_embeddings()
         if head is None:
             raise TypeError(f"Medusa heads need the target's output head; {type(target).__name__} has none")
@@ -40,13 +42,13 @@ class MedusaDrafter(Drafter):
         if width != head.weight.shape[1]:
             raise ValueError(f"Medusa heads were trained for hidden size {width}, but this target's is {head.weight.shape[1]}")
         self.heads = heads.to(device=head.weight.device, dtype=head.weight.dtype).eval()
-        self.output_head = head
+        self.output_head = head if draft_vocab is None else DraftVocabHead(head, draft_vocab)
         self.vocab_size = int(head.weight.shape[0])
         self.hidden: torch.Tensor | None = None  # (d,) the target's state at the last consumed token
 
     @classmethod
-    def from_folder(cls, target, folder: str | Path) -> "MedusaDrafter":
-        return cls(target, MedusaHeads.load(Path(folder)))
+    def from_folder(cls, target, folder: str | Path, draft_vocab: torch.Tensor | None = None) -> "MedusaDrafter":
+        return cls(target, MedusaHeads.load(Path(folder)), draft_vocab)
 
     @property
     def n_heads(self) -> int:

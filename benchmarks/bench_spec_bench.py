@@ -1,0 +1,196 @@
+"""Spec-Bench's six task types on SmolLM2-135M-Instruct: every drafter beside transformers' own methods, in one run.
+
+    python benchmarks/bench_spec_bench.py [--per-task 8] [--new-tokens 128] [--threads 2] [--repeats 1] \
+        [--out benchmarks/results/spec_bench_smollm2] [--write docs/catalogue.md]
+
+Questions: ``../shared/data/spec_bench/question.jsonl`` (Spec-Bench's file; never copied into the project).
+Per task type, ``--per-task`` questions: for multi-turn conversation one from each of its eight MT-bench
+categories (writing, roleplay, reasoning, math, coding, extraction, stem, humanities) in turn, for translation,
+summarization, qa, math_reasoning and rag the first ones in the file. Questions are taken round-robin over the task
+types, so an interrupted run still covers every type. Each prompt is the first turn through SmolLM2's chat template.
+
+Settings (the issue's): greedy, bf16, 2 torch threads, 128 new tokens (min = max, so every method decodes the same
+count), γ = 4. Per question, in one pass: our autoregressive loop, every drafter with the greedy verifier (and
+EAGLE's tree with tree-greedy), then transformers' ``generate`` (greedy), its prompt lookup
+(``prompt_lookup_num_tokens`` = γ and = 10), ``assistant_early_exit`` and ``assistant_model=`` our distilled drafter.
+Speedups are Spec-Bench's: the ratio of mean tokens/s to our autoregressive loop on the same questions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+from pathlib import Path
+
+import torch
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+from specdec_lab.bench.report import write_report, write_section  # noqa: E402
+from specdec_lab.bench.runner import AR, HF_ASSISTED, HF_GENERATE, HF_LOOKUP, run_benchmark  # noqa: E402
+from specdec_lab.bench.tasks import MT_BENCH, Question  # noqa: E402
+from specdec_lab.loading import load_model  # noqa: E402
+from specdec_lab.registry import build_drafter  # noqa: E402
+from specdec_lab.smollm2 import chat_ids  # noqa: E402
+
+QUESTIONS = HERE.parent.parent / "shared" / "data" / "spec_bench" / "question.jsonl"
+TASKS = ["multi-turn", "translation", "summarization", "qa", "math_reasoning", "rag"]
+MT_ORDER = ["writing", "roleplay", "reasoning", "math", "coding", "extraction", "stem", "humanities"]
+LOSSLESS_OURS = [("eagle", "greedy"), ("eagle", "tree-greedy"), ("medusa", "greedy"), ("distilled", "greedy"),
+                 ("early-exit", "greedy"), ("prompt-lookup", "greedy"), ("lookahead", "greedy"), ("retrieval", "greedy")]
+HF_EARLY_EXIT_LAYERS = 4
+
+
+def spec_bench_questions(path: Path, per_task: int) -> list[Question]:
+    """``per_task`` questions of each of Spec-Bench's six task types, round-robin over the types."""
+    records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    by_task: dict[str, list[Question]] = {t: [] for t in TASKS}
+    mt = {c: [r for r in records if r["category"] == c] for c in MT_ORDER}
+    for i in range(max(map(len, mt.values()))):  # multi-turn: the categories in turn, so 8 questions span all eight
+        for c in MT_ORDER:
+            if i < len(mt[c]):
+                r = mt[c][i]
+                by_task["multi-turn"].append(Question(r["question_id"], "multi-turn", r["turns"][0]))
+    for r in records:
+        if r["category"] not in MT_BENCH and r["category"] in by_task:
+            by_task[r["category"]].append(Question(r["question_id"], r["category"], r["turns"][0]))
+    short = [t for t in TASKS if len(by_task[t]) < per_task]
+    if short:
+        raise ValueError(f"{path} has fewer than {per_task} questions for {short}")
+    return [by_task[t][i] for i in range(per_task) for t in TASKS]
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--questions", type=Path, default=QUESTIONS)
+    ap.add_argument("--per-task", type=int, default=8)
+    ap.add_argument("--new-tokens", type=int, default=128)
+    ap.add_argument("--gamma", type=int, default=4)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--dtype", choices=["bfloat16", "float32"], default="bfloat16")
+    ap.add_argument("--device", default=None)
+    ap.add_argument("--no-hf-early-exit", action="store_true", help="skip assistant_early_exit (it runs at ~0.2x)")
+    ap.add_argument("--out", type=Path, default=HERE / "results" / "spec_bench_smollm2")
+    ap.add_argument("--write", type=Path, default=None, help="also write the section 'smollm2' of this Markdown file")
+    args = ap.parse_args(argv)
+    if not args.questions.exists():
+        raise SystemExit(f"error: no Spec-Bench question file at {args.questions} (it lives in ../shared/data)")
+    torch.set_num_threads(args.threads)
+    questions = spec_bench_questions(args.questions, args.per_task)
+    target, tokenizer = load_model("smollm2", args.device, getattr(torch, args.dtype))
+    distilled = build_drafter("distilled", target, tokenizer).model  # transformers runs it as assistant_model=
+    hf_extra = {f"{HF_LOOKUP} (10 tokens)": {"prompt_lookup_num_tokens": 10}}
+    if not args.no_hf_early_exit:
+        hf_extra[f"transformers assistant_early_exit={HF_EARLY_EXIT_LAYERS}"] = {"assistant_early_exit": HF_EARLY_EXIT_LAYERS}
+    args.out.mkdir(parents=True, exist_ok=True)
+    costs = verify_costs(target, args.device)
+    print("forward cost t(k)/t(1):", json.dumps(costs), flush=True)
+    result = run_benchmark(target, tokenizer, questions, LOSSLESS_OURS, gamma=args.gamma, max_new_tokens=args.new_tokens,
+                           temperature=0.0, hf_drafter=distilled, hf_extra=hf_extra, repeats=args.repeats,
+                           prompt_ids=lambda text: chat_ids(tokenizer, text),
+                           on_progress=lambda partial: write_report(partial, args.out))
+    result["header"]["command"] = "python benchmarks/bench_spec_bench.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    result["header"]["processor_flags"] = _cpu_flags()
+    result["header"]["verify_cost"] = costs
+    write_report(result, args.out)
+    section = catalogue_section(result)
+    print(section)
+    if args.write:
+        write_section(args.write, "smollm2", section, title="The catalogue, measured")
+    return result
+
+
+def verify_costs(target, device, ks=(1, 2, 4, 5, 8, 16)) -> dict:
+    """Median seconds of one forward over k new tokens (128 cached), in the target's dtype and in fp32, and t(k)/t(1):
+    the 'verifying k tokens costs about one forward' premise, measured on this machine."""
+    from specdec_lab.probe import forward_latency
+
+    out = {}
+    fp32 = target if target.dtype == torch.float32 else load_model("smollm2", device, torch.float32)[0]
+    for name, model in ((str(target.dtype).replace("torch.", ""), target), ("float32", fp32)):
+        times = forward_latency(model, ks, context=128)
+        out[name] = {"ms": {k: round(1000 * t, 1) for k, t in times.items()},
+                     "ratio": {k: round(t / times[1], 2) for k, t in times.items()}}
+    return out
+
+
+def _cpu_flags() -> str:
+    try:
+        flags = next(line for line in open("/proc/cpuinfo") if line.startswith("flags")).split()
+    except (OSError, StopIteration):
+        return platform.processor()
+    return " ".join(f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile") if f in flags) or "none of avx2/avx512/amx"
+
+
+def goals(result: dict) -> dict:
+    """The issue's speed goals, computed: the best of our lossless drafters overall, its ratio to the best transformers
+    method in the same run, and its worst task."""
+    rows = {(r["task"], r["method"]): r for r in result["summary"]}
+    ours = [m for m in result["methods"] if m != AR and not m.startswith("transformers") and ("all", m) in rows]
+    hf = [m for m in result["methods"] if m.startswith("transformers") and ("all", m) in rows]
+    best = max(ours, key=lambda m: rows["all", m]["speedup"])
+    best_hf = max(hf, key=lambda m: rows["all", m]["speedup"]) if hf else None
+    tasks = [t for t in TASKS if (t, best) in rows]
+    worst = min(tasks, key=lambda t: rows[t, best]["speedup"])
+    return {"best": best, "speedup": rows["all", best]["speedup"], "best_hf": best_hf,
+            "hf_speedup": rows["all", best_hf]["speedup"] if best_hf else None,
+            "over_hf": rows["all", best]["speedup"] / rows["all", best_hf]["speedup"] if best_hf else None,
+            "worst_task": worst, "worst_speedup": rows[worst, best]["speedup"], "alpha": rows["all", best].get("alpha"),
+            "tau": rows["all", best].get("tau"), "c": rows["all", best].get("c"), "v": rows["all", best].get("v")}
+
+
+def catalogue_section(result: dict) -> str:
+    h, g = result["header"], goals(result)
+    cost = h.get("verify_cost", {})
+    cost_lines = [f"| {dtype} | " + " | ".join(f"{v['ms'][k]:.1f} ms ({v['ratio'][k]:.2f}×)" for k in v["ms"]) + " |"
+                  for dtype, v in cost.items()]
+    ks = list(next(iter(cost.values()))["ms"]) if cost else []
+    partial = "" if result.get("complete", True) else f"**PARTIAL**: {result['questions_done']} of {h['questions']} questions. "
+    verdict = (f"Best lossless drafter: **{g['best']}**, {g['speedup']:.2f}× over our autoregressive loop (goal ≥ 1.8×), "
+               f"{g['over_hf']:.2f}× the best transformers method ({g['best_hf']}, {g['hf_speedup']:.2f}×; goal ≥ 1.3×), "
+               f"worst task {g['worst_task']} at {g['worst_speedup']:.2f}× (goal > 1.0×). "
+               f"Its α = {g['alpha']:.2f}, τ = {g['tau']:.2f}, c = {g['c']:.3f}, v = {g['v']:.2f}: each step costs "
+               f"γc + v = {4 * g['c'] + g['v']:.2f} forwards and yields τ tokens.")
+    return "\n".join([
+        "## On SmolLM2-135M-Instruct (Spec-Bench's six task types)", "",
+        f"`{h.get('command', 'python benchmarks/bench_spec_bench.py')}`", "",
+        f"{partial}{h['questions']} questions ({', '.join(h['tasks'])}; multi-turn = one per MT-bench category), first turn "
+        f"through the chat template, {h['max_new_tokens']} new tokens, greedy, {h.get('dtype')}, {h['threads']} threads, "
+        f"γ = {h['gamma']}, {h.get('repeats', 1)} repeat(s); {h['processor']} ({h.get('processor_flags', '')}), torch {h['torch']}, "
+        f"transformers {h['transformers']}. Speedup: mean tokens/s ÷ that of our autoregressive loop on the same questions.",
+        "", "**Why the goals are hard here: the cost of a forward over k tokens, t(k), measured on this machine** "
+        "(128 cached tokens, median of 7):", "",
+        "| dtype | " + " | ".join(f"k = {k}" for k in ks) + " |", "|---|" + "---|" * len(ks), *cost_lines, "",
+        verdict, "", summary_markdown(result), "",
+        "α = accepted ÷ checked drafts; τ = tokens per target forward; c = cost of one drafted token and v = cost of the "
+        "verification forward, both in autoregressive forwards, measured; predicted = τ-formula (1 − α^(γ+1)) / ((1 − α)(γc + v)).",
+    ])
+
+
+def summary_markdown(result: dict) -> str:
+    """The overall table and a speedup-by-task table, as in docs/catalogue.md."""
+    rows = result["summary"]
+    tasks = [t for t in TASKS if any(r["task"] == t for r in rows)]
+    methods = result["methods"]
+    get = {(r["task"], r["method"]): r for r in rows}
+    lines = ["| method | α | τ | c | v | predicted | speedup | output = our AR's |", "|---|---|---|---|---|---|---|---|"]
+    for m in methods:
+        r = get.get(("all", m))
+        if r is None:
+            continue
+        f = lambda k: f"{r[k]:.2f}" if isinstance(r.get(k), float) and r[k] == r[k] else "–"  # noqa: E731
+        same = f"{r['identical_share']:.0%} of {r['compared']}" if "identical_share" in r else "–"
+        lines.append(f"| {m} | {f('alpha')} | {f('tau')} | {f('c')} | {f('v')} | {f('predicted_v')} | {r['speedup']:.2f}× | {same} |")
+    lines += ["", "| method | " + " | ".join(tasks) + " | overall |", "|---|" + "---|" * (len(tasks) + 1)]
+    for m in methods:
+        cells = [get.get((t, m)) for t in tasks + ["all"]]
+        lines.append(f"| {m} | " + " | ".join(f"{c['speedup']:.2f}×" if c else "–" for c in cells) + " |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

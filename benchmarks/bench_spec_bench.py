@@ -74,6 +74,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--dtype", choices=["bfloat16", "float32"], default="bfloat16")
     ap.add_argument("--device", default=None)
     ap.add_argument("--no-hf-early-exit", action="store_true", help="skip assistant_early_exit (it runs at ~0.2x)")
+    ap.add_argument("--hf-early-exit-only", action="store_true",
+                    help="a short side run: our AR, prompt lookup and assistant_early_exit only (it is slow: see the note)")
     ap.add_argument("--out", type=Path, default=HERE / "results" / "spec_bench_smollm2")
     ap.add_argument("--write", type=Path, default=None, help="also write the section 'smollm2' of this Markdown file")
     args = ap.parse_args(argv)
@@ -84,13 +86,18 @@ def main(argv=None) -> dict:
     target, tokenizer = load_model("smollm2", args.device, getattr(torch, args.dtype))
     distilled = build_drafter("distilled", target, tokenizer).model  # transformers runs it as assistant_model=
     hf_extra = {f"{HF_LOOKUP} (10 tokens)": {"prompt_lookup_num_tokens": 10}}
-    if not args.no_hf_early_exit:
-        hf_extra[f"transformers assistant_early_exit={HF_EARLY_EXIT_LAYERS}"] = {"assistant_early_exit": HF_EARLY_EXIT_LAYERS}
+    early_exit = {f"transformers assistant_early_exit={HF_EARLY_EXIT_LAYERS}": {"assistant_early_exit": HF_EARLY_EXIT_LAYERS}}
+    methods, hf_baselines = LOSSLESS_OURS, True
+    if args.hf_early_exit_only:
+        methods, hf_baselines, distilled, hf_extra = [("prompt-lookup", "greedy")], False, None, early_exit
+    elif not args.no_hf_early_exit:
+        hf_extra |= early_exit
     args.out.mkdir(parents=True, exist_ok=True)
     costs = verify_costs(target, args.device)
     print("forward cost t(k)/t(1):", json.dumps(costs), flush=True)
-    result = run_benchmark(target, tokenizer, questions, LOSSLESS_OURS, gamma=args.gamma, max_new_tokens=args.new_tokens,
+    result = run_benchmark(target, tokenizer, questions, methods, gamma=args.gamma, max_new_tokens=args.new_tokens,
                            temperature=0.0, hf_drafter=distilled, hf_extra=hf_extra, repeats=args.repeats,
+                           hf_baselines=hf_baselines,
                            prompt_ids=lambda text: chat_ids(tokenizer, text),
                            on_progress=lambda partial: write_report(partial, args.out))
     result["header"]["command"] = "python benchmarks/bench_spec_bench.py " + " ".join(argv if argv is not None else sys.argv[1:])

@@ -65,6 +65,10 @@ def _model_drafter(default: str, name: str):
                 if options:
                     drafter = ModelDrafter(drafter.model, None, tokenizer, name=name, **options)
                 return drafter
+        if model is None and find_weights("eagle", target, required=False) is not None:  # SmolLM2 (smol/weights)
+            raise ValueError(f"the {name!r} drafter needs a smaller model with SmolLM2's tokenizer, and none is available "
+                             "offline (135M is its family's smallest); use 'distilled', which was trained for it, or pass "
+                             "model=<folder of a causal LM with the same tokenizer>")
         model = default if model is None else model
         drafter_model, drafter_tokenizer = load_model(model, target.device, target.dtype) if isinstance(model, str) else (model, None)
         return ModelDrafter(drafter_model, drafter_tokenizer, tokenizer, name=name, **options)

@@ -183,7 +183,7 @@ def run_benchmark(target, tokenizer, questions: list[Question], methods: list[tu
             hf_drafter.generation_config.num_assistant_tokens = gamma
             hf_drafter.generation_config.num_assistant_tokens_schedule = "constant"
             hf_drafter.generation_config.assistant_confidence_threshold = 0.0  # 5.x default 0.4 stops drafts early, adaptively
-        hf_runs |= hf_extra or {}
+    hf_runs |= hf_extra or {}
 
     def hf(ids, i, reference, **extra):
         x = torch.tensor([ids], device=device)

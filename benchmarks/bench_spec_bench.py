@@ -78,7 +78,17 @@ def main(argv=None) -> dict:
                     help="a short side run: our AR, prompt lookup and assistant_early_exit only (it is slow: see the note)")
     ap.add_argument("--out", type=Path, default=HERE / "results" / "spec_bench_smollm2")
     ap.add_argument("--write", type=Path, default=None, help="also write the section 'smollm2' of this Markdown file")
+    ap.add_argument("--from-result", type=Path, default=None,
+                    help="only rebuild the Markdown section from a result.json (e.g. of an interrupted run)")
     args = ap.parse_args(argv)
+    command = "python benchmarks/bench_spec_bench.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    if args.from_result:
+        result = json.loads(args.from_result.read_text())
+        section = catalogue_section(result)
+        print(section)
+        if args.write:
+            write_section(args.write, "smollm2", section, title="The catalogue, measured")
+        return result
     if not args.questions.exists():
         raise SystemExit(f"error: no Spec-Bench question file at {args.questions} (it lives in ../shared/data)")
     torch.set_num_threads(args.threads)
@@ -97,12 +107,10 @@ def main(argv=None) -> dict:
     print("forward cost t(k)/t(1):", json.dumps(costs), flush=True)
     result = run_benchmark(target, tokenizer, questions, methods, gamma=args.gamma, max_new_tokens=args.new_tokens,
                            temperature=0.0, hf_drafter=distilled, hf_extra=hf_extra, repeats=args.repeats,
-                           hf_baselines=hf_baselines,
+                           hf_baselines=hf_baselines, header_extra={"command": command, "processor_flags": _cpu_flags(),
+                                                                    "verify_cost": costs},
                            prompt_ids=lambda text: chat_ids(tokenizer, text),
                            on_progress=lambda partial: write_report(partial, args.out))
-    result["header"]["command"] = "python benchmarks/bench_spec_bench.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    result["header"]["processor_flags"] = _cpu_flags()
-    result["header"]["verify_cost"] = costs
     write_report(result, args.out)
     section = catalogue_section(result)
     print(section)

@@ -151,7 +151,7 @@ def run_benchmark(target, tokenizer, questions: list[Question], methods: list[tu
                   max_new_tokens: int = 128, temperature: float = 0.0, seed: int = 0, hf_drafter=None,
                   hf_baselines: bool = True, drafter_options: dict | None = None, progress: bool = True,
                   on_progress: Callable[[dict], None] | None = None, prompt_ids: Callable[[str], list[int]] | None = None,
-                  hf_extra: dict[str, dict] | None = None, repeats: int = 1) -> dict:
+                  hf_extra: dict[str, dict] | None = None, repeats: int = 1, header_extra: dict | None = None) -> dict:
     """Measure ``methods`` (default: :func:`default_methods`) on ``questions``; returns the JSON-able result.
 
     Everything is checked before the first forward. ``on_progress(partial)`` is called after each question with
@@ -203,7 +203,7 @@ def run_benchmark(target, tokenizer, questions: list[Question], methods: list[tu
         "gamma": gamma, "max_new_tokens": max_new_tokens, "temperature": temperature, "seed": seed,
         "questions": len(questions), "tasks": list(dict.fromkeys(q.task for q in questions)), "repeats": repeats,
         "dtype": str(target.dtype).replace("torch.", ""),
-    }
+    } | (header_extra or {})
     labels = [AR] + [label(d, v) for d, v in methods] + list(hf_runs)
 
     def result(records: list[dict], done: int) -> dict:

@@ -1,0 +1,64 @@
+"""The Spec-Bench benchmark's pure parts: question choice, medians of repeats, output agreement, the goals and section."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from specdec_lab.metrics import AR, median_records, summarize
+
+ROOT = Path(__file__).resolve().parents[1]
+spec = importlib.util.spec_from_file_location("bench_spec_bench", ROOT / "benchmarks" / "bench_spec_bench.py")
+bench = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(bench)
+
+
+def test_questions_cover_six_task_types_round_robin(tmp_path):
+    lines = []
+    qid = 0
+    for category in bench.MT_ORDER + ["translation", "summarization", "qa", "math_reasoning", "rag"]:
+        for _ in range(10):
+            qid += 1
+            lines.append(json.dumps({"question_id": qid, "category": category, "turns": [f"{category} {qid}", "again"]}))
+    path = tmp_path / "question.jsonl"
+    path.write_text("\n".join(lines))
+    qs = bench.spec_bench_questions(path, 8)
+    assert len(qs) == 48 and [q.task for q in qs[:6]] == bench.TASKS  # round-robin: a partial run covers every type
+    multi = [q.prompt.split()[0] for q in qs if q.task == "multi-turn"]
+    assert multi == bench.MT_ORDER  # one per MT-bench category
+    assert all(q.prompt.split()[0] == q.task for q in qs if q.task != "multi-turn")
+    with pytest.raises(ValueError, match="fewer than 11"):
+        bench.spec_bench_questions(path, 11)
+
+
+def _record(q, method, seconds, tokens=10, diverged=None, repeat=0):
+    return {"task": "qa", "question_id": q, "method": method, "seconds": seconds, "tokens": tokens, "peak_mib": None,
+            "repeat": repeat, "diverged_at": diverged, "compared": method != AR}
+
+
+def test_median_of_interleaved_repeats_and_agreement_share():
+    records = [_record(1, AR, s, repeat=r) for r, s in enumerate([3.0, 1.0, 2.0])]
+    records += [_record(1, "m", s, diverged=d, repeat=r) for r, (s, d) in enumerate([(9.0, 4), (1.0, None), (0.5, None)])]
+    records += [_record(2, AR, 1.0), _record(2, "m", 2.0, diverged=7)]
+    kept = median_records(records)
+    assert sorted(r["seconds"] for r in kept if r["method"] == AR) == [1.0, 2.0]  # the median of 3.0, 1.0, 2.0 is 2.0
+    assert sorted(r["seconds"] for r in kept if r["method"] == "m") == [1.0, 2.0]
+    row = next(r for r in summarize(kept, [AR, "m"], 4) if r["task"] == "all" and r["method"] == "m")
+    assert row["identical_share"] == 0.5 and row["compared"] == 2
+    assert row["speedup"] == pytest.approx(((10 / 1.0 + 10 / 2.0) / 2) / ((10 / 2.0 + 10 / 1.0) / 2))
+
+
+def test_goals_pick_the_best_lossless_drafter_and_compare_with_transformers():
+    summary = []
+    for task, (ours, other, hf) in {"qa": (1.5, 1.1, 1.2), "rag": (0.9, 1.0, 1.0), "all": (1.2, 1.05, 1.1)}.items():
+        summary += [{"task": task, "method": AR, "speedup": 1.0},
+                    {"task": task, "method": "eagle + greedy", "speedup": ours, "alpha": 0.5, "tau": 2.0, "c": 0.05, "v": 1.5},
+                    {"task": task, "method": "prompt-lookup + greedy", "speedup": other},
+                    {"task": task, "method": "transformers prompt lookup", "speedup": hf}]
+    result = {"summary": summary, "methods": [AR, "eagle + greedy", "prompt-lookup + greedy", "transformers prompt lookup"]}
+    g = bench.goals(result)
+    assert g["best"] == "eagle + greedy" and g["best_hf"] == "transformers prompt lookup"
+    assert g["over_hf"] == pytest.approx(1.2 / 1.1) and g["worst_task"] == "rag" and g["worst_speedup"] == 0.9

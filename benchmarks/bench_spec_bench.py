@@ -33,6 +33,7 @@ from specdec_lab.bench.report import write_report, write_section  # noqa: E402
 from specdec_lab.bench.runner import AR, HF_ASSISTED, HF_GENERATE, HF_LOOKUP, run_benchmark  # noqa: E402
 from specdec_lab.bench.tasks import MT_BENCH, Question  # noqa: E402
 from specdec_lab.loading import load_model  # noqa: E402
+from specdec_lab.metrics import median_records, summarize  # noqa: E402
 from specdec_lab.registry import build_drafter  # noqa: E402
 from specdec_lab.smollm2 import chat_ids  # noqa: E402
 
@@ -77,28 +78,35 @@ def main(argv=None) -> dict:
     ap.add_argument("--hf-early-exit-only", action="store_true",
                     help="a short side run: our AR, prompt lookup and assistant_early_exit only (it is slow: see the note)")
     ap.add_argument("--out", type=Path, default=HERE / "results" / "spec_bench_smollm2")
-    ap.add_argument("--write", type=Path, default=None, help="also write the section 'smollm2' of this Markdown file")
-    ap.add_argument("--from-result", type=Path, default=None,
-                    help="only rebuild the Markdown section from a result.json (e.g. of an interrupted run)")
+    ap.add_argument("--write", type=Path, default=None, help="also write the section --section of this Markdown file")
+    ap.add_argument("--section", default="smollm2", help="the section of --write to replace (default: smollm2)")
+    ap.add_argument("--quick", action="store_true", help="a side run: the trained heads and prompt lookup (greedy), "
+                    "against transformers' generate and prompt lookup only (e.g. to compare dtypes)")
+    ap.add_argument("--skip", type=int, default=0, help="leave out the first N questions (round-robin order): resume a run")
+    ap.add_argument("--from-result", type=Path, nargs="+", default=None,
+                    help="only rebuild the Markdown section from result.json files (an interrupted run and its resumption)")
     args = ap.parse_args(argv)
     command = "python benchmarks/bench_spec_bench.py " + " ".join(argv if argv is not None else sys.argv[1:])
     if args.from_result:
-        result = json.loads(args.from_result.read_text())
+        result = merge_results([json.loads(path.read_text()) for path in args.from_result])
         section = catalogue_section(result)
         print(section)
         if args.write:
-            write_section(args.write, "smollm2", section, title="The catalogue, measured")
+            write_section(args.write, args.section, section, title="The catalogue, measured")
         return result
     if not args.questions.exists():
         raise SystemExit(f"error: no Spec-Bench question file at {args.questions} (it lives in ../shared/data)")
     torch.set_num_threads(args.threads)
-    questions = spec_bench_questions(args.questions, args.per_task)
+    questions = spec_bench_questions(args.questions, args.per_task)[args.skip:]
     target, tokenizer = load_model("smollm2", args.device, getattr(torch, args.dtype))
     distilled = build_drafter("distilled", target, tokenizer).model  # transformers runs it as assistant_model=
     hf_extra = {f"{HF_LOOKUP} (10 tokens)": {"prompt_lookup_num_tokens": 10}}
     early_exit = {f"transformers assistant_early_exit={HF_EARLY_EXIT_LAYERS}": {"assistant_early_exit": HF_EARLY_EXIT_LAYERS}}
     methods, hf_baselines = LOSSLESS_OURS, True
-    if args.hf_early_exit_only:
+    if args.quick:
+        methods = [m for m in LOSSLESS_OURS if m[1] == "greedy" and m[0] in ("eagle", "medusa", "distilled", "prompt-lookup")]
+        hf_extra, distilled = {}, None
+    elif args.hf_early_exit_only:
         methods, hf_baselines, distilled, hf_extra = [("prompt-lookup", "greedy")], False, None, early_exit
     elif not args.no_hf_early_exit:
         hf_extra |= early_exit
@@ -107,7 +115,7 @@ def main(argv=None) -> dict:
     print("forward cost t(k)/t(1):", json.dumps(costs), flush=True)
     result = run_benchmark(target, tokenizer, questions, methods, gamma=args.gamma, max_new_tokens=args.new_tokens,
                            temperature=0.0, hf_drafter=distilled, hf_extra=hf_extra, repeats=args.repeats,
-                           hf_baselines=hf_baselines, header_extra={"command": command, "processor_flags": _cpu_flags(),
+                           hf_baselines=hf_baselines, header_extra={"command": command, "processor_flags": _cpu_flags(), "skip": args.skip,
                                                                     "verify_cost": costs},
                            prompt_ids=lambda text: chat_ids(tokenizer, text),
                            on_progress=lambda partial: write_report(partial, args.out))
@@ -115,7 +123,7 @@ def main(argv=None) -> dict:
     section = catalogue_section(result)
     print(section)
     if args.write:
-        write_section(args.write, "smollm2", section, title="The catalogue, measured")
+        write_section(args.write, args.section, section, title="The catalogue, measured")
     return result
 
 
@@ -141,12 +149,31 @@ def _cpu_flags() -> str:
     return " ".join(f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile") if f in flags) or "none of avx2/avx512/amx"
 
 
+def merge_results(results: list[dict]) -> dict:
+    """One result from several runs of the same methods on different questions (a run and its resumption with --skip):
+    records concatenated, the summary recomputed from them (medians of each question's repeats)."""
+    if len(results) == 1:
+        return results[0]
+    first = results[0]
+    if any(r["methods"] != first["methods"] for r in results):
+        raise ValueError("these results measured different methods; they cannot be merged")
+    records = [rec for r in results for rec in r["records"]]
+    done = sum(r["questions_done"] for r in results)
+    header = dict(first["header"]) | {
+        "repeats": " + ".join(f"{r['header'].get('repeats', 1)} ({r['questions_done']} questions)" for r in results),
+        "command": " ; ".join(r["header"].get("command", "?") for r in results),
+        "questions": max(r["header"]["questions"] + (r["header"].get("skip") or 0) for r in results)}
+    return {"header": header, "methods": first["methods"], "records": records, "complete": False, "questions_done": done,
+            "summary": summarize(median_records(records), first["methods"], header["gamma"])}
+
+
 def goals(result: dict) -> dict:
-    """The issue's speed goals, computed: the best of our lossless drafters overall, its ratio to the best transformers
-    method in the same run, and its worst task."""
+    """The issue's speed goals, computed: the best of our lossless drafters overall, its ratio to the best of transformers'
+    speculative methods in the same run (its plain ``generate`` is the autoregressive baseline, shown beside ours), and
+    its worst task."""
     rows = {(r["task"], r["method"]): r for r in result["summary"]}
     ours = [m for m in result["methods"] if m != AR and not m.startswith("transformers") and ("all", m) in rows]
-    hf = [m for m in result["methods"] if m.startswith("transformers") and ("all", m) in rows]
+    hf = [m for m in result["methods"] if m.startswith("transformers") and m != HF_GENERATE and ("all", m) in rows]
     best = max(ours, key=lambda m: rows["all", m]["speedup"])
     best_hf = max(hf, key=lambda m: rows["all", m]["speedup"]) if hf else None
     tasks = [t for t in TASKS if (t, best) in rows]
@@ -171,7 +198,7 @@ def catalogue_section(result: dict) -> str:
                f"Its α = {g['alpha']:.2f}, τ = {g['tau']:.2f}, c = {g['c']:.3f}, v = {g['v']:.2f}: each step costs "
                f"γc + v = {4 * g['c'] + g['v']:.2f} forwards and yields τ tokens.")
     return "\n".join([
-        "## On SmolLM2-135M-Instruct (Spec-Bench's six task types)", "",
+        f"## On SmolLM2-135M-Instruct in {h.get('dtype')} (Spec-Bench's six task types)", "",
         f"`{h.get('command', 'python benchmarks/bench_spec_bench.py')}`", "",
         f"{partial}{h['questions']} questions ({', '.join(h['tasks'])}; multi-turn = one per MT-bench category), first turn "
         f"through the chat template, {h['max_new_tokens']} new tokens, greedy, {h.get('dtype')}, {h['threads']} threads, "

@@ -57,8 +57,27 @@ def test_goals_pick_the_best_lossless_drafter_and_compare_with_transformers():
         summary += [{"task": task, "method": AR, "speedup": 1.0},
                     {"task": task, "method": "eagle + greedy", "speedup": ours, "alpha": 0.5, "tau": 2.0, "c": 0.05, "v": 1.5},
                     {"task": task, "method": "prompt-lookup + greedy", "speedup": other},
-                    {"task": task, "method": "transformers prompt lookup", "speedup": hf}]
-    result = {"summary": summary, "methods": [AR, "eagle + greedy", "prompt-lookup + greedy", "transformers prompt lookup"]}
+                    {"task": task, "method": "transformers prompt lookup", "speedup": hf},
+                    {"task": task, "method": "transformers generate", "speedup": 1.3}]  # the AR baseline, not a rival method
+    result = {"summary": summary, "methods": [AR, "eagle + greedy", "prompt-lookup + greedy", "transformers prompt lookup",
+                                              "transformers generate"]}
     g = bench.goals(result)
     assert g["best"] == "eagle + greedy" and g["best_hf"] == "transformers prompt lookup"
     assert g["over_hf"] == pytest.approx(1.2 / 1.1) and g["worst_task"] == "rag" and g["worst_speedup"] == 0.9
+
+
+def test_a_run_and_its_resumption_merge_into_one_summary():
+    def result(qids, repeats, skip):
+        records = [_record(q, m, s) for q in qids for m, s in ((AR, 2.0), ("m", 1.0))]
+        header = {"gamma": 4, "questions": 4 - skip, "repeats": repeats, "skip": skip, "command": f"run {skip}"}
+        return {"header": header, "methods": [AR, "m"], "records": records, "questions_done": len(qids),
+                "summary": summarize(records, [AR, "m"], 4)}
+
+    merged = bench.merge_results([result([1, 2], 2, 0), result([3], 1, 2)])
+    assert merged["questions_done"] == 3 and merged["header"]["questions"] == 4 and not merged["complete"]
+    row = next(r for r in merged["summary"] if r["task"] == "all" and r["method"] == "m")
+    assert row["prompts"] == 3 and row["speedup"] == pytest.approx(2.0)
+    other = result([4], 1, 3)
+    other["methods"] = [AR]
+    with pytest.raises(ValueError, match="different methods"):
+        bench.merge_results([merged, other])

@@ -228,10 +228,8 @@ def train(trainer: Trainer, data: list[dict], heldout: list[dict], epochs: float
 def save(trainer: Trainer, folder: Path, info: dict) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     model = trainer.model.eval()
-    if trainer.name == "eagle":
-        model.save(folder, {})
-    elif trainer.name == "medusa":
-        model.save(folder, {})
+    if trainer.name in ("eagle", "medusa"):
+        model.save(folder, {})  # the head classes' own format (head_config.json / heads_config.json)
     else:
         save_module(model, folder / (ADAPTER if trainer.name == "early-exit" else LAYERS))
     (folder / CARD).write_text(json.dumps(info, indent=1) + "\n")

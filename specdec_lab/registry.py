@@ -30,7 +30,7 @@ from .drafters.retrieval import RetrievalDrafter
 from .drafters.small_model import ModelDrafter
 from .loading import ZOO_DIR, load_model
 from .smol import build as smol_build
-from .trained import find_weights, retrieval_datastore
+from .trained import CARD, find_weights, retrieval_datastore, trained_for_smollm2
 from .tree_verifiers import TreeGreedy, TreeSpeculative
 from .verifiers import GreedyMatch, SpeculativeSampling, TopKMatch, TypicalAcceptance
 
@@ -65,7 +65,7 @@ def _model_drafter(default: str, name: str):
                 if options:
                     drafter = ModelDrafter(drafter.model, None, tokenizer, name=name, **options)
                 return drafter
-        if model is None and find_weights("eagle", target, required=False) is not None:  # SmolLM2 (smol/weights)
+        if model is None and trained_for_smollm2(target):
             raise ValueError(f"the {name!r} drafter needs a smaller model with SmolLM2's tokenizer, and none is available "
                              "offline (135M is its family's smallest); use 'distilled', which was trained for it, or pass "
                              "model=<folder of a causal LM with the same tokenizer>")
@@ -91,18 +91,15 @@ def _early_exit(target, tokenizer=None, exit_layer: int | None = None):
     return early_exit_drafter(target, _zoo_exit_layer() if exit_layer is None else exit_layer)
 
 
-def _medusa(target, tokenizer=None, folder: str | Path | None = None):
-    folder = folder if folder is not None else find_weights("medusa", target)
-    if folder is not None and (Path(folder) / "card.json").exists():
-        return smol_build.medusa(target, Path(folder))
-    return MedusaDrafter.from_folder(target, folder if folder is not None else ZOO_DIR / "medusa")
+def _trained_heads(kind: str, drafter_class, build_smol):
+    """eagle / medusa: the weights trained for this target (SmolLM2's by card, else the zoo's), or ``folder=``."""
+    def build(target, tokenizer=None, folder: str | Path | None = None):
+        folder = Path(folder) if folder is not None else find_weights(kind, target)
+        if folder is not None and (folder / CARD).exists():
+            return build_smol(target, folder)
+        return drafter_class.from_folder(target, folder if folder is not None else ZOO_DIR / kind)
 
-
-def _eagle(target, tokenizer=None, folder: str | Path | None = None):
-    folder = folder if folder is not None else find_weights("eagle", target)
-    if folder is not None and (Path(folder) / "card.json").exists():
-        return smol_build.eagle(target, Path(folder))
-    return EagleDrafter.from_folder(target, folder if folder is not None else ZOO_DIR / "eagle")
+    return build
 
 
 @functools.lru_cache(maxsize=2)
@@ -158,10 +155,10 @@ DRAFTERS: dict[str, DrafterEntry] = {e.name: e for e in [
                  _early_exit),
     DrafterEntry("medusa", SELF, True, True,
                  "extra heads on the target's last hidden state guess the next K tokens at once (Cai et al. 2024)",
-                 _medusa),
+                 _trained_heads("medusa", MedusaDrafter, smol_build.medusa)),
     DrafterEntry("eagle", SELF, True, True,
                  "a one-layer head extrapolates the target's features autoregressively (EAGLE, Li et al. 2024)",
-                 _eagle),
+                 _trained_heads("eagle", EagleDrafter, smol_build.eagle)),
     DrafterEntry("prompt-lookup", SELF, False, True,
                  "copy what followed the last n-gram earlier in the prompt or output (Saxena 2023)",
                  lambda target, tokenizer=None, **o: PromptLookupDrafter(**o)),

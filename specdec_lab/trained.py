@@ -51,6 +51,12 @@ def find_weights(kind: str, target, required: bool = True) -> Path | None:
         "Use a drafter that needs no training (prompt-lookup, lookahead, retrieval) or train one for this target.")
 
 
+def trained_for_smollm2(target) -> bool:
+    """Whether ``target`` is the model smol/weights were trained for (SmolLM2-135M-Instruct's shape)."""
+    folder = SMOL_WEIGHTS / KINDS[0]
+    return (folder / CARD).exists() and card(folder).get("target") == fingerprint(target)
+
+
 def card(folder: Path) -> dict:
     return json.loads((Path(folder) / CARD).read_text())
 
@@ -71,7 +77,6 @@ def retrieval_datastore(target) -> list[list[int]] | None:
     """SmolLM2's own answers to the training prompts (token ids), for REST, when ``target`` is SmolLM2; else None."""
     import gzip
 
-    folder = SMOL_WEIGHTS / "eagle"
-    if not DATASTORE.exists() or not (folder / CARD).exists() or card(folder).get("target") != fingerprint(target):
+    if not DATASTORE.exists() or not trained_for_smollm2(target):
         return None
     return json.loads(gzip.decompress(DATASTORE.read_bytes()))

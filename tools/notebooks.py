@@ -3,6 +3,8 @@
     python tools/notebooks.py clean   [NOTEBOOK ...]   # strip: outputs only in '# NBVAL_CHECK_OUTPUT' cells
     python tools/notebooks.py execute [NOTEBOOK ...]   # run top to bottom (kernel python3), then clean
     python tools/notebooks.py check   [NOTEBOOK ...]   # exit 1 if any notebook is not clean (what the tests assert)
+    python tools/notebooks.py blank   [NOTEBOOK ...]   # rewrite each exercise cell from its solution, bodies cut out
+    python tools/notebooks.py solved DIR [NOTEBOOK ...] # write copies with the solutions filled in (for a teacher)
 
 Clean means: kernel ``python3``; no widget state; no execution counts (a checked cell gets its position, as
 nbval skips cells it thinks unrun); no cell metadata but
@@ -10,17 +12,25 @@ nbval skips cells it thinks unrun); no cell metadata but
 keep their stdout / results (never stderr, which nbval-lax does not compare reliably).
 Small diffs follow: a re-run changes only the checked outputs that really changed.
 Default: every notebook under notebooks/.
+
+Exercises: a code cell tagged ``exercise`` starts with ``# Exercise "NAME"`` and holds the functions the learner
+writes. Its solution is ``notebooks/solutions/NAME.py``, the one place answers live; the notebook ships
+``blank(solution)``: every function body cut to its docstring and ``...``.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import json
+import re
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 MARK = "# NBVAL_CHECK_OUTPUT"
+SOLUTIONS = ROOT / "notebooks" / "solutions"
+EXERCISE_HEADER = re.compile(r'^# Exercise "([\w-]+)"')
 KERNEL = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
 
 
@@ -68,15 +78,64 @@ def execute(path: Path) -> dict:
     return json.loads(nbformat.writes(nb))
 
 
+def exercise_cells(nb: dict) -> list[tuple[int, str]]:
+    """(cell index, exercise name) of every code cell tagged ``exercise``."""
+    found = []
+    for index, cell in enumerate(nb["cells"]):
+        if cell["cell_type"] == "code" and "exercise" in cell.get("metadata", {}).get("tags", []):
+            header = EXERCISE_HEADER.match("".join(cell["source"]))
+            if not header:
+                raise ValueError(f"exercise cell {index} does not start with '# Exercise \"NAME\"'")
+            found.append((index, header.group(1)))
+    return found
+
+
+def solution(name: str) -> str:
+    return (SOLUTIONS / f"{name}.py").read_text(encoding="utf-8")
+
+
+def blank(source: str) -> str:
+    """The exercise as shipped: each top-level function's body (after its docstring) replaced by ``...``."""
+    lines = source.splitlines()
+    functions = [node for node in ast.parse(source).body if isinstance(node, ast.FunctionDef)]
+    for fn in reversed(functions):  # bottom up, so earlier line numbers stay valid
+        first = fn.body[0]
+        has_doc = isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str)
+        keep_to = first.end_lineno if has_doc else fn.body[0].lineno - 1  # 1-based, inclusive
+        indent = " " * fn.body[0].col_offset
+        lines[keep_to:fn.end_lineno] = [f"{indent}...  # your code here"]
+    return "\n".join(lines) + "\n"
+
+
+def with_exercises(nb: dict, solved: bool) -> dict:
+    """nb with every exercise cell set to its blank (as shipped) or to its solution."""
+    for index, name in exercise_cells(nb):
+        text = solution(name) if solved else blank(solution(name))
+        nb["cells"][index]["source"] = text.rstrip("\n").splitlines(keepends=True)
+    return nb
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("command", choices=["clean", "execute", "check"])
+    ap.add_argument("command", choices=["clean", "execute", "check", "blank", "solved"])
     ap.add_argument("notebooks", nargs="*", type=Path)
     args = ap.parse_args(argv)
+    if args.command == "solved":
+        if not args.notebooks:
+            ap.error("solved needs a folder to write the solved copies to")
+        out, *paths = args.notebooks
+        out.mkdir(parents=True, exist_ok=True)
+        for path in paths or sorted((ROOT / "notebooks").glob("*.ipynb")):
+            nb = with_exercises(json.loads(path.read_text(encoding="utf-8")), solved=True)
+            (out / path.name).write_text(dumps(clean(nb)), encoding="utf-8")
+            print(f"solved: {out / path.name}")
+        return 0
     paths = args.notebooks or sorted((ROOT / "notebooks").glob("*.ipynb"))
     dirty = []
     for path in paths:
         nb = execute(path) if args.command == "execute" else json.loads(path.read_text(encoding="utf-8"))
+        if args.command == "blank":
+            nb = with_exercises(nb, solved=False)
         text = dumps(clean(nb))
         if args.command == "check":
             if text != path.read_text(encoding="utf-8"):

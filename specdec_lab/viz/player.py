@@ -117,7 +117,7 @@ LOSSY_RULES = {  # verifier name -> (its rule, where the target's own token come
     "typical": ("keep x<sub>i</sub> iff p(x<sub>i</sub>) &gt; min(ε, δ·exp(−H(p))) (Medusa's typical acceptance, lossy; "
                 "no uniform is drawn)", "p"),
     "topk-tau": ("keep x<sub>i</sub> iff it is among the β most likely tokens of p and "
-                 "log p(argmax) − log p(x<sub>i</sub>) ≤ τ (SpecDec's relaxed check, lossy; no uniform is drawn)",
+                 "log p(argmax) − log p(x<sub>i</sub>) ≤ λ, the tolerance (SpecDec's relaxed check, lossy; no uniform is drawn)",
                  "argmax p"),
 }
 

@@ -49,7 +49,7 @@ def test_html_marks_every_token_with_class_glyph_and_numbers():
     body = fragment.split('<div class="sdl-legend">')[1].split("</div>", 1)[1]
     classes = re.findall(r'class="sdl-tok sdl-(\w+)"', body)
     assert classes == ["prompt", "accepted", "rejected", "unchecked", "corrected", "accepted", "accepted", "bonus"]
-    assert "␣be✓" in body and "␣to·" in body and "⏎<br>✓" in body  # whitespace made visible
+    assert "␣be✓" in body and "␣to·" in body and "↵✓</span><br>" in body  # whitespace made visible
     assert 'data-info="p(x) = 0.200\nq(x) = 0.800\nmin(1, p/q) = 0.250\nu = 0.620\n→ rejected"' in fragment
     assert "text-decoration:line-through" in fragment  # not colour alone
     assert "5 new tokens in 2 steps" in fragment
@@ -57,7 +57,7 @@ def test_html_marks_every_token_with_class_glyph_and_numbers():
 
 def test_plain_text_rendering():
     out = hand_trace()
-    assert render_output(out, decode) == "To be✓ or↻ not✓⏎✓ to★"
+    assert render_output(out, decode) == "To be✓ or↻ not✓↵✓ to★"
     text = render_trace(out, decode)
     assert "p=0.200  q=0.800  min(1,p/q)=0.250  u=0.620  ✗ rejected" in text
     assert "\x1b[" not in text and "\x1b[31;9m" in render_trace(out, decode, color=True)

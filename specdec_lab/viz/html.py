@@ -11,7 +11,7 @@ only carrier of meaning:
     target alone          blue, ▸
 
 Hovering or focusing (Tab) a drafted token shows p(x), q(x), min(1, p/q), the
-uniform draw u and the decision. Spaces show as ␣ and newlines as ⏎ (then break).
+uniform draw u and the decision. Spaces show as ␣ and newlines as ↵ (then break).
 """
 
 from __future__ import annotations
@@ -59,20 +59,22 @@ STYLE = """
 """
 
 
-def visible_html(text: str) -> str:
-    """Escape, and make whitespace visible: ␣ for a space, ⏎ plus a real line break for a newline."""
+def visible_html(text: str, breaks: bool = True) -> str:
+    """Escape, and make whitespace visible: ␣ for a space, ↵ for a newline (followed by a real line break if ``breaks``)."""
     out = html.escape(text).replace(" ", "␣").replace("\t", "⇥")
-    return out.replace("\n", "⏎<br>")
+    return out.replace("\n", "↵<br>" if breaks else "↵")
 
 
 def visible_label(text: str) -> str:
-    """Plain text with whitespace visible (␣ ⏎ ⇥), for figure labels and tooltips."""
-    return text.replace(" ", "␣").replace("\t", "⇥").replace("\n", "⏎")
+    """Plain text with whitespace visible (␣ ↵ ⇥), for figure labels and tooltips."""
+    return text.replace(" ", "␣").replace("\t", "⇥").replace("\n", "↵")
 
 
 def _token(text: str, kind: str, info: str = "") -> str:
     attrs = f' tabindex="0" data-info="{html.escape(info)}"' if info else ""
-    return f'<span class="sdl-tok sdl-{kind}"{attrs}>{visible_html(text)}{GLYPH[kind]}</span>'
+    # a newline token keeps its verdict glyph on its own line: the line break comes after the token
+    line_break = "<br>" if "\n" in text else ""
+    return f'<span class="sdl-tok sdl-{kind}"{attrs}>{visible_html(text, breaks=False)}{GLYPH[kind]}</span>{line_break}'
 
 
 def _info(step: StepRecord, i: int) -> str:

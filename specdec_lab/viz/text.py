@@ -41,15 +41,15 @@ def _control_glyph(char: str) -> str:
 def escape_controls(text: str) -> str:
     """Show control characters instead of sending them to a terminal: every character of Unicode category Cc
     (C0, DEL, C1) except newline and tab becomes a visible stand-in (ESC ␛, BEL ␇, CR ␍, DEL ␡, C1 byte 0x9b
-    as the four characters ``\\x9b``). Newline and tab stay (:func:`visible` shows them as ⏎ and ⇥)."""
+    as the four characters ``\\x9b``). Newline and tab stay (:func:`visible` shows them as ↵ and ⇥)."""
     if text.isprintable():  # the common case: nothing to do
         return text
     return "".join(_control_glyph(c) if c not in "\n\t" and unicodedata.category(c) == "Cc" else c for c in text)
 
 
 def visible(text: str) -> str:
-    """Make whitespace and token boundaries visible: newline ⏎, tab ⇥."""
-    return text.replace("\n", "⏎").replace("\t", "⇥")
+    """Make whitespace and token boundaries visible: newline ↵, tab ⇥."""
+    return text.replace("\n", "↵").replace("\t", "⇥")
 
 
 def _piece(text: str, kind: str, color: bool) -> str:

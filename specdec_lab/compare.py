@@ -18,6 +18,7 @@ import math
 import time
 
 from .decode import generate_autoregressive, generate_speculative
+from .timing import busy_warning, median_range, relative_spread
 from .metrics import AR, label, summarize, trace_record
 from .registry import DRAFTERS, VERIFIERS, build_drafter
 
@@ -27,29 +28,42 @@ def lossless(verifier: str) -> bool:
 
 
 def measure(target, tokenizer, drafter: str, verifier: str, prompts: list[list[int]], gamma: int = 4,
-            max_new_tokens: int = 48, temperature: float = 0.0, drafter_options: dict | None = None) -> dict:
-    """One method over ``prompts`` (token ids), each prompt right after its baseline; the benchmark's metrics
-    (``metrics.summarize``) plus the short names the tables use: speed, forwards_per_100, ms_per_token."""
+            max_new_tokens: int = 48, temperature: float = 0.0, drafter_options: dict | None = None,
+            repeats: int = 1) -> dict:
+    """One method over ``prompts`` (token ids), each prompt right after its baseline, ``repeats`` times interleaved;
+    the benchmark's metrics (``metrics.summarize``) plus the short names the tables use: speed (the median of the
+    repeats' speedups), speed_low / speed_high (their range), speed_repeats, forwards_per_100, ms_per_token."""
+    if repeats < 1:
+        raise ValueError(f"repeats must be >= 1, got {repeats}")
     built = build_drafter(drafter, target, tokenizer, **(drafter_options or {}))
     method = label(drafter, verifier)
     records = []
-    for seed, ids in enumerate(prompts):
-        common = dict(max_new_tokens=max_new_tokens, min_new_tokens=max_new_tokens, temperature=temperature, seed=seed)
-        for name, run in ((AR, lambda: generate_autoregressive(target, ids, **common)),
-                          (method, lambda: generate_speculative(target, built, ids, gamma=gamma, verifier=verifier, **common))):
-            start = time.perf_counter()
-            out = run()
-            records.append({"task": "prompts", "question_id": seed, "method": name, "seconds": time.perf_counter() - start,
-                            "peak_mib": None, **trace_record(out, gamma)})
-    row = next(r for r in summarize(records, [AR, method], gamma) if (r["task"], r["method"]) == ("all", method))
+    for repeat in range(repeats):
+        for seed, ids in enumerate(prompts):
+            common = dict(max_new_tokens=max_new_tokens, min_new_tokens=max_new_tokens, temperature=temperature, seed=seed)
+            for name, run in ((AR, lambda: generate_autoregressive(target, ids, **common)),
+                              (method, lambda: generate_speculative(target, built, ids, gamma=gamma, verifier=verifier, **common))):
+                start = time.perf_counter()
+                out = run()
+                records.append({"task": "prompts", "question_id": seed, "method": name, "repeat": repeat,
+                                "seconds": time.perf_counter() - start, "peak_mib": None, **trace_record(out, gamma)})
+    per_repeat = [_row([r for r in records if r["repeat"] == k], method, gamma)["speedup"] for k in range(repeats)]
+    speed, low, high = median_range(per_repeat)
+    row = _row(records, method, gamma)
     mine = [r for r in records if r["method"] == method]
     tokens = sum(r["tokens"] for r in mine)
-    return row | {"drafter": drafter, "verifier": verifier, "T": temperature, "gamma": gamma, "speed": row["speedup"],
+    return row | {"drafter": drafter, "verifier": verifier, "T": temperature, "gamma": gamma, "speed": speed,
+                  "speed_low": low, "speed_high": high, "speed_repeats": per_repeat,
                   "forwards_per_100": 100 * row["forwards_per_token"], "ms_per_token": 1000 * sum(r["seconds"] for r in mine) / tokens}
 
 
+def _row(records: list[dict], method: str, gamma: int) -> dict:
+    return next(r for r in summarize(records, [AR, method], gamma) if (r["task"], r["method"]) == ("all", method))
+
+
 def compare(target, tokenizer, methods: list[tuple[str, str]], prompts: list[str], **options) -> list[dict]:
-    """:func:`measure` for each (drafter, verifier) pair, on prompts given as text; one warm-up run first."""
+    """:func:`measure` for each (drafter, verifier) pair, on prompts given as text (``repeats=`` among the options);
+    one warm-up run first."""
     ids = [tokenizer(p)["input_ids"] for p in prompts]
     generate_autoregressive(target, ids[0], max_new_tokens=4)  # warm-up: the first forward is always slow
     return [measure(target, tokenizer, d, v, ids, **options) for d, v in methods]
@@ -65,7 +79,20 @@ COLUMNS = ("T", "drafter", "family", "verifier", "lossless", "α", "τ", "target
 def _cells(r: dict) -> list[str]:
     return [f"{r['T']:g}", r["drafter"], DRAFTERS[r["drafter"]].family, r["verifier"],
             "yes" if lossless(r["verifier"]) else "no (lossy)", _fmt(r["alpha"]), _fmt(r["tau"]),
-            f"{r['forwards_per_100']:.0f}", f"{r['speed']:.2f}×"]
+            f"{r['forwards_per_100']:.0f}", _speed(r)]
+
+
+def _speed(r: dict) -> str:
+    """The median speedup, with the range of the repeats when there were several."""
+    repeats = r.get("speed_repeats", [])
+    spread = f" ({r['speed_low']:.2f}–{r['speed_high']:.2f}, {len(repeats)} repeats)" if len(repeats) > 1 else ""
+    return f"{r['speed']:.2f}×{spread}"
+
+
+def timing_warning(rows: list[dict]) -> str | None:
+    """:func:`specdec_lab.timing.busy_warning` for a table: the machine's load now, and the widest spread of repeats."""
+    widest = max((r.get("speed_repeats") or [] for r in rows), key=lambda v: relative_spread(v) if v else 0.0, default=[])
+    return busy_warning(widest)
 
 
 def table_markdown(rows: list[dict], first: tuple[str, ...] = ()) -> str:
@@ -76,8 +103,11 @@ def table_markdown(rows: list[dict], first: tuple[str, ...] = ()) -> str:
 
 
 def table_html(rows: list[dict], first: tuple[str, ...] = ()) -> str:
-    """The rows as an HTML table (static: GitHub, nbviewer); ``first`` as in :func:`table_markdown`."""
+    """The rows as an HTML table (static: GitHub, nbviewer); ``first`` as in :func:`table_markdown`. Below it, a
+    warning when the machine is busy or the repeats disagree (:func:`timing_warning`)."""
     head = "".join(f"<th>{html.escape(c)}</th>" for c in first + COLUMNS)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in [str(r[k]) for k in first] + _cells(r)) + "</tr>"
                    for r in rows)
-    return f'<table class="sdl-metrics"><tr>{head}</tr>{body}</table>'
+    warning = timing_warning(rows)
+    note = f'<p class="sdl-warning">{html.escape(warning)}</p>' if warning else ""
+    return f'<table class="sdl-metrics"><tr>{head}</tr>{body}</table>{note}'

@@ -160,7 +160,7 @@ def run_benchmark(target, tokenizer, questions: list[Question], methods: list[tu
     ``repeats``: every method runs this many times per question, interleaved (all methods, then all again); the
     summary uses each (question, method)'s median seconds.
     """
-    from tqdm.auto import tqdm
+    from ..progress import finish, progress_bar as tqdm
 
     methods = default_methods() if methods is None else [tuple(m) for m in methods]
     check_methods(methods)
@@ -238,7 +238,12 @@ def run_benchmark(target, tokenizer, questions: list[Question], methods: list[tu
             if on_progress is not None and i + 1 < len(questions):
                 on_progress(result(records, i + 1))
     finally:
-        bar.close()  # also on an error or an interrupt: the bar's last line ends before the message
+        # also on an error or an interrupt: the bar's last line ends before the message; in a notebook its final
+        # state is printed as text too, for views without widget state
+        if progress:
+            finish(bar)
+        else:
+            bar.close()
     return result(records, len(questions))
 
 

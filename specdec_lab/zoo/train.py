@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 from transformers import LlamaConfig, LlamaForCausalLM
 
+from ..progress import finish
 from .corpus import build_corpus, cache_dir
 from .eagle import EagleConfig, EagleHead, eagle_loss
 from ..drafters.medusa_heads import MedusaHeads
@@ -178,6 +179,7 @@ def optimise(name: str, params, loss_fn, data, stage: Stage, scale: float, g: to
         opt.step()
         losses.append(loss.item())
         bar.set_postfix(loss=f"{sum(losses[-20:]) / len(losses[-20:]):.3f}")
+    finish(bar)  # in a notebook, also the final state as text (a saved notebook has no widget state)
     return losses
 
 

@@ -77,6 +77,10 @@ def test_a_run_and_its_resumption_merge_into_one_summary():
     assert merged["questions_done"] == 3 and merged["header"]["questions"] == 4 and not merged["complete"]
     row = next(r for r in merged["summary"] if r["task"] == "all" and r["method"] == "m")
     assert row["prompts"] == 3 and row["speedup"] == pytest.approx(2.0)
+    whole = bench.merge_results([merged, result([4], 1, 3)])
+    assert whole["questions_done"] == 4 and whole["complete"]  # every question measured: no PARTIAL label
+    with pytest.raises(ValueError, match="overlap"):
+        bench.merge_results([merged, result([3], 1, 2)])
     other = result([4], 1, 3)
     other["methods"] = [AR]
     with pytest.raises(ValueError, match="different methods"):

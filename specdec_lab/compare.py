@@ -21,6 +21,7 @@ from .decode import generate_autoregressive, generate_speculative
 from .timing import busy_warning, median_range, relative_spread
 from .metrics import AR, label, summarize, trace_record
 from .registry import DRAFTERS, VERIFIERS, build_drafter
+from .smollm2 import prompt_ids
 
 
 def lossless(verifier: str) -> bool:
@@ -32,7 +33,7 @@ def measure(target, tokenizer, drafter: str, verifier: str, prompts: list[list[i
             repeats: int = 1) -> dict:
     """One method over ``prompts`` (token ids), each prompt right after its baseline, ``repeats`` times interleaved;
     the benchmark's metrics (``metrics.summarize``) plus the short names the tables use: speed (the median of the
-    repeats' speedups), speed_low / speed_high (their range), speed_repeats, forwards_per_100, ms_per_token."""
+    repeats' speedups), speed_low / speed_high (their range), speed_repeats, forwards_per_100, ms_per_token, drafted_per_step."""
     if repeats < 1:
         raise ValueError(f"repeats must be >= 1, got {repeats}")
     built = build_drafter(drafter, target, tokenizer, **(drafter_options or {}))
@@ -54,7 +55,8 @@ def measure(target, tokenizer, drafter: str, verifier: str, prompts: list[list[i
     tokens = sum(r["tokens"] for r in mine)
     return row | {"drafter": drafter, "verifier": verifier, "T": temperature, "gamma": gamma, "speed": speed,
                   "speed_low": low, "speed_high": high, "speed_repeats": per_repeat,
-                  "forwards_per_100": 100 * row["forwards_per_token"], "ms_per_token": 1000 * sum(r["seconds"] for r in mine) / tokens}
+                  "forwards_per_100": 100 * row["forwards_per_token"], "ms_per_token": 1000 * sum(r["seconds"] for r in mine) / tokens,
+                  "drafted_per_step": sum(r["drafted"] for r in mine) / sum(r["steps"] for r in mine)}
 
 
 def _row(records: list[dict], method: str, gamma: int) -> dict:
@@ -62,9 +64,9 @@ def _row(records: list[dict], method: str, gamma: int) -> dict:
 
 
 def compare(target, tokenizer, methods: list[tuple[str, str]], prompts: list[str], **options) -> list[dict]:
-    """:func:`measure` for each (drafter, verifier) pair, on prompts given as text (``repeats=`` among the options);
-    one warm-up run first."""
-    ids = [tokenizer(p)["input_ids"] for p in prompts]
+    """:func:`measure` for each (drafter, verifier) pair, on prompts given as text (through the chat template when the
+    tokenizer has one; ``repeats=`` among the options); one warm-up run first."""
+    ids = [prompt_ids(tokenizer, p) for p in prompts]
     generate_autoregressive(target, ids[0], max_new_tokens=4)  # warm-up: the first forward is always slow
     return [measure(target, tokenizer, d, v, ids, **options) for d, v in methods]
 

@@ -1,8 +1,8 @@
 """Time one forward over k new tokens with a warm KV cache: the measurement behind "verifying k costs about one".
 
 For each k the model first reads a ``context``-token prompt into its cache; then the
-forward over k more tokens is timed ``repeats`` times (the cache is cropped back after
-each), and the median is kept. The tokens are arbitrary ids: the cost does not depend on them.
+forward over k more tokens is timed ``repeats`` times, in rounds over all k (the cache is
+cropped back after each), and the median is kept. The tokens are arbitrary ids: the cost does not depend on them.
 """
 
 from __future__ import annotations
@@ -30,16 +30,15 @@ def forward_latency(model, ks=(1, 2, 4, 8, 16, 32, 64), context: int = 128, repe
     device = lm.device
     prompt = torch.randint(vocab, (context,), generator=g).to(device)
     lm.forward(prompt, last_only=True)
-    result = {}
-    for k in ks:
-        new = torch.randint(vocab, (k,), generator=g).to(device)
-        times = []
-        for _ in range(repeats + 1):  # the first one warms up kernels for this shape
+    new = {k: torch.randint(vocab, (k,), generator=g).to(device) for k in ks}
+    times = {k: [] for k in ks}
+    for round_ in range(repeats + 1):  # round 0 warms up the kernels for each shape and is not kept
+        for k in ks:  # round robin over k: a burst of other work slows every k alike, not one of them
             _sync(device)
             start = time.perf_counter()
-            lm.forward(new, last_only=True)
+            lm.forward(new[k], last_only=True)
             _sync(device)
-            times.append(time.perf_counter() - start)
+            if round_:
+                times[k].append(time.perf_counter() - start)
             lm.rollback(k)
-        result[k] = statistics.median(times[1:])
-    return result
+    return {k: statistics.median(t) for k, t in times.items()}

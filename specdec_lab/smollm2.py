@@ -157,3 +157,13 @@ def chat_ids(tokenizer, message: str, system: str | None = None) -> list[int]:
     if isinstance(ids, dict) or hasattr(ids, "keys"):
         ids = ids["input_ids"]
     return [int(i) for i in ids]
+
+
+def prompt_ids(tokenizer, text: str) -> list[int]:
+    """Token ids of ``text`` the way its model is used: through the chat template when the tokenizer has one
+    (SmolLM2 and other chat models), as plain text otherwise (the zoo's models continue text)."""
+    if getattr(tokenizer, "chat_template", None) is not None:
+        return chat_ids(tokenizer, text)
+    if not isinstance(text, str) or not text:
+        raise ValueError(f"a prompt must be a non-empty string, got {text!r}")
+    return [int(i) for i in tokenizer(text)["input_ids"]]

@@ -53,6 +53,17 @@ def test_chat_ids_apply_the_template(fp32):
             smollm2.chat_ids(tokenizer, bad)
 
 
+def test_prompt_ids_use_the_template_only_where_there_is_one(fp32):
+    _, tokenizer = fp32
+    assert smollm2.prompt_ids(tokenizer, "Name three primes.") == smollm2.chat_ids(tokenizer, "Name three primes.")
+    from specdec_lab.loading import load_model
+
+    _, zoo_tokenizer = load_model("zoo:target")
+    assert smollm2.prompt_ids(zoo_tokenizer, "ROMEO.") == zoo_tokenizer("ROMEO.")["input_ids"]
+    with pytest.raises(ValueError, match="non-empty string"):
+        smollm2.prompt_ids(zoo_tokenizer, "")
+
+
 def test_greedy_answer_is_real_text(fp32):
     model, tokenizer = fp32
     ids = smollm2.chat_ids(tokenizer, "What is the capital of France? Answer in one word.")

@@ -191,6 +191,14 @@ def build_drafter(name: str, target, tokenizer=None, **options):
     return DRAFTERS[name].build(target, tokenizer, **options)
 
 
+def drafter_or_model(name: str, target, tokenizer=None):
+    """A drafter by registry name (``"eagle"``, ``"prompt-lookup"``, …), or else a second model by name or folder
+    (``"zoo:drafter-distilled"``, a local checkpoint), loaded on the target's device in the target's dtype."""
+    if name in DRAFTERS:
+        return build_drafter(name, target, tokenizer)
+    return load_model(name, target.device, target.dtype)[0]
+
+
 def build_verifier(name: str, **options):
     """A verifier by registry name, with its options (e.g. epsilon for typical, width for trees)."""
     if name not in VERIFIERS:

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
 from specdec_lab.metrics import AR, median_records, summarize
+from project_scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
-spec = importlib.util.spec_from_file_location("bench_spec_bench", ROOT / "benchmarks" / "bench_spec_bench.py")
-bench = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(bench)
+bench = load_script("benchmarks/bench_spec_bench.py")
 
 
 def test_questions_cover_six_task_types_round_robin(tmp_path):

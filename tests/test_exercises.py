@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import ast
 import contextlib
-import importlib.util
 import inspect
 import io
 import json
@@ -22,12 +21,11 @@ import torch
 from specdec_lab.costmodel import forward_time
 from specdec_lab.exercises import EXERCISES, WrongAnswer, check
 from specdec_lab.theory import expected_tokens_per_step, speedup
+from project_scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
-_spec = importlib.util.spec_from_file_location("notebook_tool", ROOT / "tools" / "notebooks.py")
-notebook_tool = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(notebook_tool)
+notebook_tool = load_script("tools/notebooks.py")
 
 
 def _tau(alpha, gamma):

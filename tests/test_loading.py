@@ -142,3 +142,16 @@ def test_offline_hub_name_says_offline(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(OSError, match="the hub is offline here"):
         load_model("someorg/no-such-model", "cpu")
+
+
+def test_drafter_or_model_takes_a_registry_name_or_a_second_model():
+    import torch
+
+    from specdec_lab.loading import load_model
+    from specdec_lab.registry import drafter_or_model
+
+    target, tokenizer = load_model("zoo:target")
+    lookup = drafter_or_model("prompt-lookup", target, tokenizer)
+    assert lookup.name == "prompt-lookup" and not isinstance(lookup, torch.nn.Module)
+    second = drafter_or_model("zoo:drafter-distilled", target.to(torch.bfloat16), tokenizer)
+    assert isinstance(second, torch.nn.Module) and second.dtype == torch.bfloat16  # in the target's dtype

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 from pathlib import Path
@@ -11,15 +10,14 @@ import pytest
 from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
 from specdec_lab.loading import ZOO_DIR
+from project_scripts import load_script
 
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "notebooks" / "02_draft_then_verify.ipynb"
-_spec = importlib.util.spec_from_file_location("notebook_tool", ROOT / "tools" / "notebooks.py")
-notebook_tool = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(notebook_tool)
+notebook_tool = load_script("tools/notebooks.py")
 
 
 def tiny_checkpoint(folder: Path, seed: int, tokenizer) -> Path:

@@ -1,7 +1,8 @@
 """Several drafter × verifier combinations on the same prompts, each timed side by side with the baseline.
 
-For each method and each prompt an autoregressive run of the same prompt and settings
-is timed right before the speculative run, so both see the same machine state; then
+For each prompt an autoregressive run of the same prompt and settings is timed right
+before the speculative runs of every method (``repeats`` times, interleaved), so all see
+the same machine state; then
 
 the metrics are the benchmark's (``specdec_lab.metrics``, one definition for both):
 speed = mean tokens/s over prompts ÷ the baseline's (Spec-Bench), α = accepted / checked
@@ -22,6 +23,70 @@ from .timing import busy_warning, median_range, relative_spread
 from .metrics import AR, label, summarize, trace_record
 from .registry import DRAFTERS, VERIFIERS, build_drafter
 from .smollm2 import prompt_ids
+
+
+def lossless(verifier: str) -> bool:
+    return VERIFIERS[verifier].lossless
+
+
+def measure(target, tokenizer, drafter: str, verifier: str, prompts: list[list[int]], gamma: int = 4,
+            max_new_tokens: int = 48, temperature: float = 0.0, drafter_options: dict | None = None,
+            repeats: int = 1) -> dict:
+    """One method over ``prompts`` (token ids), each prompt right after its baseline, ``repeats`` times interleaved;
+    the benchmark's metrics (``metrics.summarize``) plus the short names the tables use: speed (the median of the
+    repeats' speedups), speed_low / speed_high (their range), speed_repeats, forwards_per_100, ms_per_token, drafted_per_step."""
+    return measure_many(target, tokenizer, [(drafter, verifier)], prompts, gamma, max_new_tokens, temperature,
+                        drafter_options, repeats)[0]
+
+
+def measure_many(target, tokenizer, methods: list[tuple[str, str]], prompts: list[list[int]], gamma: int = 4,
+                 max_new_tokens: int = 48, temperature: float = 0.0, drafter_options: dict | None = None,
+                 repeats: int = 1) -> list[dict]:
+    """:func:`measure` for several (drafter, verifier) pairs that share one baseline: for each repeat and prompt, one
+    autoregressive run, then every method right after it. Each method's speedup is over the baseline runs of its own
+    repeat, so a burst of load in one repeat shows as spread instead of moving one method."""
+    if repeats < 1:
+        raise ValueError(f"repeats must be >= 1, got {repeats}")
+    built = [(label(d, v), v, build_drafter(d, target, tokenizer, **(drafter_options or {}))) for d, v in methods]
+    records = []
+    for repeat in range(repeats):
+        for seed, ids in enumerate(prompts):
+            common = dict(max_new_tokens=max_new_tokens, min_new_tokens=max_new_tokens, temperature=temperature, seed=seed)
+            runs = [(AR, lambda: generate_autoregressive(target, ids, **common))]
+            runs += [(name, lambda d=drafter, v=verifier: generate_speculative(target, d, ids, gamma=gamma, verifier=v, **common))
+                     for name, verifier, drafter in built]
+            for name, run in runs:
+                start = time.perf_counter()
+                out = run()
+                records.append({"task": "prompts", "question_id": seed, "method": name, "repeat": repeat,
+                                "seconds": time.perf_counter() - start, "peak_mib": None, **trace_record(out, gamma)})
+    return [_method_row(records, drafter, verifier, method, gamma, temperature, repeats)
+            for (drafter, verifier), (method, _, _) in zip(methods, built)]
+
+
+def _method_row(records: list[dict], drafter: str, verifier: str, method: str, gamma: int, temperature: float,
+                repeats: int) -> dict:
+    per_repeat = [_row([r for r in records if r["repeat"] == k], method, gamma)["speedup"] for k in range(repeats)]
+    speed, low, high = median_range(per_repeat)
+    row = _row(records, method, gamma)
+    mine = [r for r in records if r["method"] == method]
+    tokens = sum(r["tokens"] for r in mine)
+    return row | {"drafter": drafter, "verifier": verifier, "T": temperature, "gamma": gamma, "speed": speed,
+                  "speed_low": low, "speed_high": high, "speed_repeats": per_repeat,
+                  "forwards_per_100": 100 * row["forwards_per_token"], "ms_per_token": 1000 * sum(r["seconds"] for r in mine) / tokens,
+                  "drafted_per_step": sum(r["drafted"] for r in mine) / sum(r["steps"] for r in mine)}
+
+
+def _row(records: list[dict], method: str, gamma: int) -> dict:
+    return next(r for r in summarize(records, [AR, method], gamma) if (r["task"], r["method"]) == ("all", method))
+
+
+def compare(target, tokenizer, methods: list[tuple[str, str]], prompts: list[str], **options) -> list[dict]:
+    """:func:`measure_many` on prompts given as text (through the chat template when the tokenizer has one;
+    ``repeats=`` among the options); one warm-up run first."""
+    ids = [prompt_ids(tokenizer, p) for p in prompts]
+    generate_autoregressive(target, ids[0], max_new_tokens=4)  # warm-up: the first forward is always slow
+    return measure_many(target, tokenizer, methods, ids, **options)
 
 
 def lossless(verifier: str) -> bool:

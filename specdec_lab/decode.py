@@ -67,6 +67,7 @@ def generate_speculative(
     min_new_tokens: int = 0,
     eos_token_id: int | list[int] | None = None,
     reference: list[int] | None = None,
+    keep_rows: bool = False,
 ) -> GenerationOutput:
     """Draft, then verify (Leviathan et al. 2023, Algorithm 1; Chen et al. 2023, Algorithm 2).
 
@@ -78,7 +79,9 @@ def generate_speculative(
       Step 4. The target's KV cache keeps only the accepted drafts; the drafter observes the verdict.
     ``verifier=None`` is speculative sampling, which at temperature 0 is exactly greedy matching.
     ``input_ids`` may be token ids or a tokenizer's output. ``reference``: token ids to compare the
-    output with (the target's own greedy output), filling ``stats.diverged_at``.
+    output with (the target's own greedy output), filling ``stats.diverged_at``. ``keep_rows=True`` keeps
+    each step's full p and q rows in its record (``StepRecord.rows``, V floats per row) for
+    :func:`specdec_lab.replay.replay`.
     """
     ids, cfg = checks.decode_config(target, input_ids, gamma=checks.check_gamma(gamma), max_new_tokens=max_new_tokens,
                                     min_new_tokens=min_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
@@ -87,7 +90,7 @@ def generate_speculative(
     _check_pair(target, drafter, verifier, ids, cfg)
     drafter.reset()
     forwards_before = drafter.forward_count
-    lm, trace = CachedLM(target), Recorder(target.device)
+    lm, trace = CachedLM(target), Recorder(target.device, keep_rows)
     new_ids = speculative_loop(lm, drafter, verifier, ids, cfg, trace)
     settings = dict(method="speculative", drafter=drafter.name, verifier=getattr(verifier, "name", type(verifier).__name__),
                     gamma=gamma, max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)

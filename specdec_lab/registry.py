@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from .block_verification import BlockVerification
 from .drafters.dynamic import HeuristicGamma
 from .drafters.eagle import EagleDrafter
 from .drafters.early_exit import early_exit_drafter
@@ -172,6 +173,9 @@ VERIFIERS: dict[str, VerifierEntry] = {e.name: e for e in [
     VerifierEntry("speculative", True, False,
                   "accept x with min(1, p(x)/q(x)), resample from norm(max(0, p − q)); q one-hot for deterministic drafts",
                   SpeculativeSampling),
+    VerifierEntry("block", True, False,
+                  "judge the draft as one block: keep the longest prefix whose event fires, weights carry surplus forward (Sun et al. 2025)",
+                  BlockVerification),
     VerifierEntry("typical", False, False, "LOSSY: accept x if p(x) > min(ε, δ·exp(−H(p))) (Medusa)", TypicalAcceptance),
     VerifierEntry("topk-tau", False, False, "LOSSY: accept x in the target's top-β within τ nats of the best (SpecDec)", TopKMatch),
     VerifierEntry("tree-greedy", True, True, "a tree of drafts in one forward; follow the argmax child (Medusa, SpecInfer)", TreeGreedy),

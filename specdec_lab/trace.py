@@ -37,6 +37,9 @@ class StepRecord:
     # (token, p, q) for the most likely tokens under p or q at the position the
     # target's own token was drawn (first rejection, or the bonus position: q = 0 there)
     tree: dict | None = None  # tree-verified steps: every node's token, parent, decision; the accepted path
+    # with keep_rows=True (linear steps only): the full rows the verifier saw, float32 on the CPU,
+    # {"p": (γ+1, V), "q": (γ, V) or None for a deterministic draft}; what specdec_lab.replay replays
+    rows: dict | None = None
 
 
 @dataclass
@@ -95,9 +98,10 @@ class Recorder:
     ``lap()`` marks the end of a phase (drafting, verifying) and returns its seconds.
     """
 
-    def __init__(self, device: torch.device):
+    def __init__(self, device: torch.device, keep_rows: bool = False):
         self.steps: list[StepRecord] = []
         self.device = device
+        self.keep_rows = keep_rows  # keep each linear step's full p and q rows (V floats per row: opt in)
         self.start = self._last = self._now()
 
     def _now(self) -> float:
@@ -128,7 +132,13 @@ class Recorder:
             tree=None if verdict.node_decisions is None else {
                 "tokens": tree.tokens.tolist(), "parents": tree.parents.tolist(), "decisions": verdict.node_decisions,
                 "accept_prob": verdict.node_accept_prob, "path": verdict.path},
+            rows=self._rows(tree, verdict, p),
         ))
+
+    def _rows(self, tree, verdict, p: torch.Tensor) -> dict | None:
+        if not self.keep_rows or verdict.node_decisions is not None or len(tree) == 0:
+            return None
+        return {"p": p.detach().float().cpu(), "q": None if tree.q is None else tree.q.detach().float().cpu()}
 
     def record_plain(self, context_len: int, token: int, seconds: float) -> None:
         """An autoregressive step: no draft, one token of the target's own."""

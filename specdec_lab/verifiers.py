@@ -119,6 +119,21 @@ class SpeculativeSampling:
         )
 
 
+    @staticmethod
+    def length_law(accept_prob: list[float]) -> list[float]:
+        """P(n = t) for t = 0..γ from the acceptance probabilities a_i: Π_{j≤t} a_j · (1 − a_{t+1})."""
+        law, alive = [], 1.0
+        for a in accept_prob:
+            law.append(alive * (1 - a))
+            alive *= a
+        return law + [alive]
+
+    @staticmethod
+    def uniforms_for(n: int, gamma: int) -> torch.Tensor:
+        """Draws that make the verdict keep exactly n drafts (where that has positive probability)."""
+        return torch.tensor([0.0] * n + [1.0] * (gamma - n))
+
+
 class GreedyMatch:
     """Greedy exact match: keep the longest prefix where x_i == argmax p_i, then add argmax p_{n+1}.
 

@@ -5,6 +5,8 @@ grid (zoo target, two prompts, T = 0 and T = 1, fixed seed) and compares each ru
 decisions, counts and shapes exactly; probabilities to a relative 1e-5. (fp32 sums differ in their last bits from
 one CPU to another, e.g. AVX-512 against AVX2 kernels, so a repr comparison fails on a machine that is not the
 recorder's while the engine is unchanged.) A difference names the run, the step and the field.
+A verifier added later (block verification) was added to the file by re-recording, after every earlier run
+compared equal under this test's rule.
 """
 
 from __future__ import annotations

@@ -123,7 +123,7 @@ LOSSY_RULES = {  # verifier name -> (its rule, where the target's own token come
 
 
 def step_rule(step: StepRecord, settings: dict | None = None) -> str:
-    """Which rule decided a step: "greedy", "sampling", or a lossy verifier's name (a key of ``LOSSY_RULES``).
+    """Which rule decided a step: "greedy", "sampling", "block", or a lossy verifier's name (a key of ``LOSSY_RULES``).
 
     Greedy when the run was at temperature 0 or used a greedy verifier, or when the step drew no
     uniform (all NaN) and no lossy rule explains that; speculative sampling otherwise.
@@ -132,7 +132,7 @@ def step_rule(step: StepRecord, settings: dict | None = None) -> str:
     verifier, temperature = settings.get("verifier"), settings.get("temperature")
     if temperature == 0 or verifier in GREEDY_VERIFIERS:
         return "greedy"
-    if verifier in LOSSY_RULES:
+    if verifier in LOSSY_RULES or verifier == "block":
         return verifier
     if step.uniforms and all(isinstance(u, float) and math.isnan(u) for u in step.uniforms):
         return "greedy"
@@ -150,6 +150,8 @@ def _verdict_table(step: StepRecord, decode, settings: dict | None = None) -> st
         source = "argmax p"
     elif rule in LOSSY_RULES:
         source = LOSSY_RULES[rule][1]
+    elif rule == "block":
+        source = "p" if step.next_kind in (BONUS, "plain") else "norm(max(0, b·p − q))"
     else:
         source = "p" if step.next_kind in (BONUS, "plain") else "norm(max(0, p − q))"
     rows.append(f"<tr><td>{step.n_accepted + 1}</td><td>{_token(decode([step.next_token]), step.next_kind)}</td>"
@@ -158,9 +160,13 @@ def _verdict_table(step: StepRecord, decode, settings: dict | None = None) -> st
         keep, check = "keep x<sub>i</sub> iff x<sub>i</sub> = argmax p (greedy)", "1 if x = argmax p"
     elif rule in LOSSY_RULES:
         keep, check = LOSSY_RULES[rule][0], "kept (1 / 0)"
+    elif rule == "block":
+        keep, check = ("block verification: keep x<sub>1</sub>..x<sub>τ</sub> for the LAST i with u<sub>i</sub> &lt; h<sub>i</sub>, "
+                       "a token may be kept although its own event did not fire"), "h"
     else:
         keep, check = "keep x<sub>i</sub> iff u<sub>i</sub> &lt; min(1, p/q)", "min(1, p/q)"
-    caption = f"{keep}; stop at the first rejection, then the target adds its own token"
+    stop = "" if rule == "block" else "; stop at the first rejection"
+    caption = f"{keep}{stop}, then the target adds its own token"
     if step.tree:
         caption += " (tree step: the accepted path, then the first rejected candidate's branch)"
     head = f"<tr><th>#</th><th>token</th><th>p(x)</th><th>q(x)</th><th>{check}</th><th>u</th><th>decision</th></tr>"

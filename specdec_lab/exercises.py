@@ -246,6 +246,29 @@ def _typical_bar(typical_threshold) -> str:
     return "the bar min(ε, δ·exp(−H(p))) in nats, on all 4 cases"
 
 
+# -- 03 speculative sampling math: the bug hunt -------------------------------------------------------------
+
+def _bug_hunt(changes_the_law) -> str:
+    from .block_verification import BlockVerification
+    from .bug_lab import Lab, changes_the_law as reference, suspects
+    from .verifiers import SpeculativeSampling
+
+    labs = [(Lab(), "the lab of the notebook"),
+            (Lab(seed=0), "a lab where one bug moves the law by less than 0.01 in TV"),
+            (Lab(vocab=4, temperature=1.0, top_k=2, seed=9), "a 4-token lab at T = 1")]
+    first = True
+    for lab, why in labs:
+        cases = list(suspects(lab).items()) + [("speculative sampling", SpeculativeSampling()), ("block", BlockVerification())]
+        for name, verifier in cases:
+            got = _answer(changes_the_law, lab, verifier, first=first)
+            first = False
+            if not isinstance(got, bool):
+                raise WrongAnswer(f"changes_the_law should return True or False, got {type(got).__name__}")
+            if got != reference(lab, verifier):
+                raise WrongAnswer(f"changes_the_law(lab, {name!r}) is wrong in {why}")
+    return "the exact law finds every bug that changes the output, and clears the others, in 3 labs"
+
+
 # -- 07 latency playground: the speedup formula --------------------------------------------------------------
 
 def _speedup_formula(predicted_speedup) -> str:
@@ -290,6 +313,7 @@ EXERCISES = {e.name: e for e in [
     Exercise("weight-read", "01_why_decoding_is_slow", ("weight_read_ms",), _weight_read),
     Exercise("greedy-prefix", "02_draft_then_verify", ("accepted_count",), _greedy_prefix),
     Exercise("kernels", "03_speculative_sampling_math", ("accept_probability", "residual"), _kernels),
+    Exercise("bug-hunt", "03_speculative_sampling_math", ("changes_the_law",), _bug_hunt),
     Exercise("best-gamma", "04_independent_drafters", ("best_draft_length",), _best_gamma),
     Exercise("prompt-lookup", "05_self_drafting", ("lookup_draft",), _prompt_lookup),
     Exercise("typical-bar", "06_verification_strategies", ("typical_threshold",), _typical_bar),

@@ -124,6 +124,7 @@ class SpeculativeSampling:
         """P(n = t) for t = 0..γ from the acceptance probabilities a_i: Π_{j≤t} a_j · (1 − a_{t+1})."""
         law, alive = [], 1.0
         for a in accept_prob:
+            a = min(max(a, 0.0), 1.0)  # P(u < a) for u ~ U[0, 1), whatever a rule reports
             law.append(alive * (1 - a))
             alive *= a
         return law + [alive]

@@ -60,6 +60,13 @@ WRONG = {
         (lambda p, q: (q / p).clamp(max=1), lambda p, q: (p - q).clamp(min=0) / (p - q).clamp(min=0).sum()),  # q/p
         (lambda p, q: (p / q).clamp(max=1), lambda p, q: p),  # resample from p after a rejection
     ],
+    "bug-hunt": [
+        lambda lab, v: False,  # "they all claim lossless = True"
+        lambda lab, v: True,  # suspicious of everything
+        lambda lab, v: not v.lossless,  # trusting the label
+        lambda lab, v: lab.tv(v) > 0.01,  # a tolerance that hides a small bug
+        lambda lab, v: lab.chi_square(v, runs=300) < 0.05,  # a sampled test with too little power
+    ],
     "best-gamma": [
         lambda alpha, c, max_gamma: 4,  # the usual default
         lambda alpha, c, max_gamma: max(range(1, max_gamma + 1), key=lambda g: _tau(alpha, g)),  # ignores the cost

@@ -1,0 +1,57 @@
+"""The bug-hunting lab: which of its five verifiers change the output law, and what the two others break instead."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from specdec_lab.block_verification import BlockVerification
+from specdec_lab.bug_lab import ForgetsBonus, IgnoresTopKInQ, Lab, NoMin, UnnormalisedResidual, WrongTemperatureQ, suspects
+from specdec_lab.drafters.base import Draft
+from specdec_lab.verifiers import SpeculativeSampling
+
+
+@pytest.fixture(scope="module")
+def lab():
+    return Lab()
+
+
+def test_three_bugs_change_the_law_and_two_do_not(lab):
+    tv = {type(v): lab.tv(v) for v in suspects(lab).values()}
+    assert all(tv[c] > 0.04 for c in (IgnoresTopKInQ, UnnormalisedResidual, WrongTemperatureQ))
+    assert all(tv[c] < 1e-12 for c in (NoMin, ForgetsBonus))
+    assert lab.tv(SpeculativeSampling()) < 1e-12 and lab.tv(BlockVerification()) < 1e-12
+
+
+def test_the_exact_law_is_a_law(lab):
+    for v in list(suspects(lab).values()) + [SpeculativeSampling()]:
+        assert sum(lab.exact_law(v).values()) == pytest.approx(1.0, abs=1e-12)
+    assert sum(lab.truth().values()) == pytest.approx(1.0, abs=1e-12)
+
+
+def test_chi_square_finds_the_law_changing_bugs_and_clears_the_exact_rule(lab):
+    for bug in (IgnoresTopKInQ(lab), UnnormalisedResidual(), WrongTemperatureQ(lab)):
+        assert lab.chi_square(bug, runs=1000) < 0.01
+    assert lab.chi_square(SpeculativeSampling(), runs=1000) > 0.05
+
+
+def test_what_the_lossless_bugs_break(lab):
+    """NoMin reports "probabilities" above 1; ForgetsBonus emits fewer tokens after a full acceptance."""
+    p = torch.tensor([[0.6, 0.3, 0.1], [0.2, 0.5, 0.3]], dtype=torch.float64)
+    q = torch.tensor([[0.3, 0.4, 0.3]], dtype=torch.float64)
+    draft = Draft(torch.tensor([0]), q)
+    assert max(NoMin().verify(draft, p, None, uniforms=torch.tensor([0.5])).accept_prob) == pytest.approx(2.0)
+    assert len(ForgetsBonus().verify(draft, p, torch.Generator().manual_seed(0), uniforms=torch.tensor([0.0])).tokens) == 1
+    assert len(SpeculativeSampling().verify(draft, p, torch.Generator().manual_seed(0), uniforms=torch.tensor([0.0])).tokens) == 2
+
+
+def test_the_lab_is_the_same_in_every_process():
+    """The tables come from a seeded CRC of the prefix, not from hash(), which Python salts per process for str."""
+    code = "from specdec_lab.bug_lab import Lab; print(Lab().logits('target', (1, 2)).tolist())"
+    other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                           env=os.environ | {"PYTHONHASHSEED": "123"}).stdout
+    assert eval(other) == Lab().logits("target", (1, 2)).tolist()

@@ -14,6 +14,7 @@ from specdec_lab.loading import load_model
 from specdec_lab.registry import DRAFTERS, VERIFIERS
 from specdec_lab.theory import speedup
 from specdec_lab.trace import GenerationOutput, StepRecord, summarize
+from specdec_lab.tree_shape import acceptance_by_rank, best_branching, rates, tree_nodes
 from specdec_lab.viz.keyboard import KeyboardScope
 from specdec_lab.viz.playground import SLIDER_MAX_GAMMA, Playground, Settings, metrics_html, summarize_run
 
@@ -71,7 +72,7 @@ def test_sliders_rerun_and_greedy_output_is_the_targets(zoo):
 def test_controls_list_every_registry_method_and_do_not_update_while_dragging(zoo):
     pg = playground(zoo, run_now=False)
     assert list(pg.drafter.options) == list(DRAFTERS) and list(pg.verifier.options) == list(VERIFIERS)
-    for slider in (pg.gamma, pg.temperature, pg.top_p, pg.max_new_tokens):
+    for slider in (pg.gamma, pg.temperature, pg.top_p, pg.max_new_tokens, pg.tree_budget):
         assert slider.continuous_update is False
     assert pg.renders == 0 and "No run yet" in pg.to_html()
 
@@ -97,6 +98,21 @@ def test_tree_verifier_with_a_drafter_that_branches(zoo):
     pg = playground(zoo, run_now=False, drafter="medusa")
     pg.verifier.value = "tree-greedy"
     assert pg.error is None and pg.last_output.steps[0].tree is not None
+
+
+def test_tree_budget_chooses_a_shape_from_the_acceptance_measured_so_far(zoo):
+    pg = playground(zoo, run_now=False, drafter="distilled", gamma=3)
+    pg.verifier.value = "tree-greedy"  # the first tree run: the default shape, and the first counts
+    assert pg.tree_choice is None and pg.error is None
+    pg.tree_budget.value = 6
+    branching, predicted = pg.tree_choice
+    assert tree_nodes(branching) <= 6 and len(branching) <= 3
+    steps = [s for s in pg.last_output.steps if s.tree is not None and s.tree["tokens"]]
+    assert max(len(s.tree["tokens"]) for s in steps) <= 6
+    assert best_branching(rates(acceptance_by_rank(pg._tree_runs[:1])), 6, max_depth=3) == (branching, predicted)
+    assert f"tree shape {branching}" in pg.html and "predicted τ" in pg.html
+    pg.verifier.value = "speculative"  # a linear verifier ignores the budget
+    assert pg.tree_choice is None and pg.error is None
 
 
 def test_errors_show_in_the_widget_and_keep_the_previous_result(zoo):

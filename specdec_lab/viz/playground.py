@@ -21,6 +21,12 @@ wins: a change made while a run is in progress supersedes it (the run stops at i
 phase and its result is dropped), so however fast the sliders move, only the latest
 settings are rendered. Errors show in the widget; the previous result stays.
 ``background=False`` runs requests synchronously (tests, scripts).
+
+The **tree budget** slider applies to the tree verifiers: every tree run adds its steps to a count of how often the
+rank-r candidate at depth d was accepted (:mod:`specdec_lab.tree_shape`), and with a budget of N nodes the next tree
+run uses the branching vector with the largest predicted tokens per step within N nodes. The first tree run, with
+nothing measured yet, uses the verifier's default shape. The metrics show the shape, and its prediction next to
+the measured τ.
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ from ..metrics import measured_costs, predictions
 from ..registry import DRAFTERS, VERIFIERS, build_drafter, build_verifier
 from ..theory import expected_tokens_per_step, speedup
 from ..trace import GenerationOutput
+from ..tree_shape import acceptance_by_rank, best_branching, rates, tree_nodes
 from .charts import draw, make_chart
 from .html import COLORS, STYLE, save_html, token_view_html
 from .keyboard import scoped_vbox
@@ -73,6 +80,7 @@ class Settings:
     temperature: float
     top_p: float  # 1.0: no top-p filter
     max_new_tokens: int
+    tree_budget: int = 0  # tree verifiers: the node budget of the tree shape chosen from measured acceptance (0: default shape)
 
 
 @dataclass(frozen=True)
@@ -169,6 +177,8 @@ class Playground:
         self.last_output: GenerationOutput | None = None
         self.html, self.error, self.renders = "", None, 0
         self._baselines: dict[tuple, GenerationOutput] = {}
+        self._tree_runs: list[GenerationOutput] = []  # every tree-verified run so far: the shape optimiser's data
+        self.tree_choice: tuple[tuple[int, ...], float] | None = None  # the last chosen (branching, predicted τ)
         self._lock = threading.Lock()
         self._latest, self._pending, self._worker = 0, None, None
 
@@ -181,9 +191,10 @@ class Playground:
         self.temperature = widgets.FloatSlider(value=temperature, min=0.0, max=1.5, step=0.1, description="temperature", **slider)
         self.top_p = widgets.FloatSlider(value=top_p, min=0.05, max=1.0, step=0.05, description="top-p", **slider)
         self.max_new_tokens = widgets.IntSlider(value=max_new_tokens, min=8, max=256, step=8, description="new tokens", **slider)
+        self.tree_budget = widgets.IntSlider(value=0, min=0, max=32, step=1, description="tree budget", **slider)
         self.run_button = widgets.Button(description="run", button_style="primary", icon="play")
         self.run_button.on_click(lambda _: self.request())
-        for w in (self.drafter, self.verifier, self.gamma, self.temperature, self.top_p, self.max_new_tokens):
+        for w in (self.drafter, self.verifier, self.gamma, self.temperature, self.top_p, self.max_new_tokens, self.tree_budget):
             w.observe(lambda _: self.request(), names="value")
         self.status = widgets.HTML()
         self.output = widgets.HTML()
@@ -195,10 +206,11 @@ class Playground:
             widgets.HBox([self.drafter, self.verifier, self.run_button]),
             widgets.HBox([self.gamma, self.temperature]),
             widgets.HBox([self.top_p, self.max_new_tokens]),
+            self.tree_budget,
             self.status, self.output, self.chart,
         ], "sdl-playground", {
             "prompt": self.prompt, "drafter": self.drafter, "verifier": self.verifier, "gamma": self.gamma,
-            "temperature": self.temperature, "top-p": self.top_p, "new-tokens": self.max_new_tokens,
+            "temperature": self.temperature, "top-p": self.top_p, "new-tokens": self.max_new_tokens, "tree-budget": self.tree_budget,
             "status": self.status, "run": self.run_button, "output": self.output, "chart": self.chart,
         }, part_prefix="sdl-pg-")
         if run_now:
@@ -208,7 +220,8 @@ class Playground:
 
     def settings(self) -> Settings:
         return Settings(self.prompt.value, self.drafter.value, self.verifier.value, int(self.gamma.value),
-                        float(self.temperature.value), float(self.top_p.value), int(self.max_new_tokens.value))
+                        float(self.temperature.value), float(self.top_p.value), int(self.max_new_tokens.value),
+                        int(self.tree_budget.value))
 
     def request(self) -> None:
         """Run the widgets' current settings; supersedes any run in progress."""
@@ -260,10 +273,12 @@ class Playground:
         sampling = dict(max_new_tokens=settings.max_new_tokens, temperature=settings.temperature,
                         top_p=None if settings.top_p >= 1.0 else settings.top_p, seed=self.seed)
         drafter = build_drafter(settings.drafter, self.target, self.tokenizer, **self.drafter_options.get(settings.drafter, {}))
-        verifier = build_verifier(settings.verifier)
+        verifier = self._verifier(settings)
         if stale():
             raise Superseded
         run = generate_speculative(self.target, drafter, prompt_ids, gamma=settings.gamma, verifier=verifier, **sampling)
+        if VERIFIERS[settings.verifier].tree:
+            self._tree_runs.append(run)
         key = (tuple(prompt_ids), tuple(sorted(sampling.items())))
         if key not in self._baselines:
             if stale():
@@ -273,10 +288,27 @@ class Playground:
             raise Superseded
         return summarize_run(settings, run, self._baselines[key]), run
 
+    def _verifier(self, settings: Settings):
+        """The verifier; a tree verifier with a budget gets the best shape for the acceptance measured so far."""
+        self.tree_choice = None
+        if not VERIFIERS[settings.verifier].tree or settings.tree_budget < 1:
+            return build_verifier(settings.verifier)
+        counts = acceptance_by_rank(self._tree_runs)
+        if not counts:  # nothing measured yet: the default shape, whose steps start the count
+            return build_verifier(settings.verifier)
+        branching, predicted = best_branching(rates(counts), settings.tree_budget, max_depth=settings.gamma)
+        self.tree_choice = (branching, predicted)
+        return build_verifier(settings.verifier, branching=branching)
+
     def _render(self, point: PlaygroundRun, run: GenerationOutput) -> None:
         self.runs.append(point)
         self.last_output, self.error = run, None
-        self.html = token_view_html(run, self._decode, stats=False) + PLAYGROUND_STYLE + metrics_html(point)
+        tree = ""
+        if self.tree_choice is not None:
+            branching, predicted = self.tree_choice
+            tree = (f'<div>tree shape {branching} ({tree_nodes(branching)} nodes), chosen from the acceptance measured in '
+                    f'{len(self._tree_runs) - 1} earlier tree run(s): predicted τ {predicted:.2f}, measured {_fmt(point.tau)}</div>')
+        self.html = token_view_html(run, self._decode, stats=False) + PLAYGROUND_STYLE + metrics_html(point) + tree
         self.figure = speedup_figure(self.runs, self.gamma.max)
         self.output.value = self.html
         draw(self.chart, self.figure)

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 
 from .registry import DRAFTERS, VERIFIERS
 
-VERSIONS = {"transformers": "5.24", "vllm": "0.28.0", "sglang": "documentation of 2026-12 (block verification: open PR #36516)"}
+VERSIONS = {"transformers": "5.24", "vllm": "0.28.0", "sglang": "documentation as of 2026-12"}
 MODEL_DRAFTERS = ("small-model", "distilled", "distilled+heuristic-γ", "distilled+confidence")
 
 

@@ -25,15 +25,14 @@ import torch
 
 from .drafters.base import Draft
 from .sampling import sample
-from .verifiers import SpeculativeSampling
 
 
 def first_token_law(verifier, p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
     """Exact (V,) float64 law of the first emitted token of one γ = 1 step, draft x ~ q, target rows ``p``.
 
-    ``p`` is (V,) or (2, V) (the second row is only read after an acceptance). Speculative
-    sampling is forced to reject (u = 1) to read r_x off its verdict; the relaxed rules
-    decide outright, so a(x) is 0 or 1 for them.
+    ``p`` is (V,) or (2, V) (the second row is only read after an acceptance). A sampling rule
+    (speculative, block) is forced to reject (its ``uniforms_for(0, 1)``) to read r_x off its
+    verdict; the relaxed rules decide outright, so a(x) is 0 or 1 for them.
     """
     rows = p if p.dim() == 2 else torch.stack([p, p])
     law = torch.zeros(rows.shape[-1], dtype=torch.float64)
@@ -41,7 +40,7 @@ def first_token_law(verifier, p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
         if q[x] == 0:
             continue
         draft = Draft(torch.tensor([x]), q[None])
-        forced = {"uniforms": torch.tensor([1.0])} if isinstance(verifier, SpeculativeSampling) else {}
+        forced = {"uniforms": verifier.uniforms_for(0, 1)} if hasattr(verifier, "uniforms_for") else {}  # a rejection
         verdict = verifier.verify(draft, rows, torch.Generator().manual_seed(0), **forced)
         a = verdict.accept_prob[0]
         law[x] += q[x].item() * a

@@ -89,53 +89,6 @@ def compare(target, tokenizer, methods: list[tuple[str, str]], prompts: list[str
     return measure_many(target, tokenizer, methods, ids, **options)
 
 
-def lossless(verifier: str) -> bool:
-    return VERIFIERS[verifier].lossless
-
-
-def measure(target, tokenizer, drafter: str, verifier: str, prompts: list[list[int]], gamma: int = 4,
-            max_new_tokens: int = 48, temperature: float = 0.0, drafter_options: dict | None = None,
-            repeats: int = 1) -> dict:
-    """One method over ``prompts`` (token ids), each prompt right after its baseline, ``repeats`` times interleaved;
-    the benchmark's metrics (``metrics.summarize``) plus the short names the tables use: speed (the median of the
-    repeats' speedups), speed_low / speed_high (their range), speed_repeats, forwards_per_100, ms_per_token, drafted_per_step."""
-    if repeats < 1:
-        raise ValueError(f"repeats must be >= 1, got {repeats}")
-    built = build_drafter(drafter, target, tokenizer, **(drafter_options or {}))
-    method = label(drafter, verifier)
-    records = []
-    for repeat in range(repeats):
-        for seed, ids in enumerate(prompts):
-            common = dict(max_new_tokens=max_new_tokens, min_new_tokens=max_new_tokens, temperature=temperature, seed=seed)
-            for name, run in ((AR, lambda: generate_autoregressive(target, ids, **common)),
-                              (method, lambda: generate_speculative(target, built, ids, gamma=gamma, verifier=verifier, **common))):
-                start = time.perf_counter()
-                out = run()
-                records.append({"task": "prompts", "question_id": seed, "method": name, "repeat": repeat,
-                                "seconds": time.perf_counter() - start, "peak_mib": None, **trace_record(out, gamma)})
-    per_repeat = [_row([r for r in records if r["repeat"] == k], method, gamma)["speedup"] for k in range(repeats)]
-    speed, low, high = median_range(per_repeat)
-    row = _row(records, method, gamma)
-    mine = [r for r in records if r["method"] == method]
-    tokens = sum(r["tokens"] for r in mine)
-    return row | {"drafter": drafter, "verifier": verifier, "T": temperature, "gamma": gamma, "speed": speed,
-                  "speed_low": low, "speed_high": high, "speed_repeats": per_repeat,
-                  "forwards_per_100": 100 * row["forwards_per_token"], "ms_per_token": 1000 * sum(r["seconds"] for r in mine) / tokens,
-                  "drafted_per_step": sum(r["drafted"] for r in mine) / sum(r["steps"] for r in mine)}
-
-
-def _row(records: list[dict], method: str, gamma: int) -> dict:
-    return next(r for r in summarize(records, [AR, method], gamma) if (r["task"], r["method"]) == ("all", method))
-
-
-def compare(target, tokenizer, methods: list[tuple[str, str]], prompts: list[str], **options) -> list[dict]:
-    """:func:`measure` for each (drafter, verifier) pair, on prompts given as text (through the chat template when the
-    tokenizer has one; ``repeats=`` among the options); one warm-up run first."""
-    ids = [prompt_ids(tokenizer, p) for p in prompts]
-    generate_autoregressive(target, ids[0], max_new_tokens=4)  # warm-up: the first forward is always slow
-    return [measure(target, tokenizer, d, v, ids, **options) for d, v in methods]
-
-
 def _fmt(x: float) -> str:
     return "–" if math.isnan(x) else f"{x:.2f}"
 

@@ -43,3 +43,22 @@ def test_measure_repeats_interleaved_with_median_and_range(monkeypatch):
     assert f"{row['speed']:.2f}× ({row['speed_low']:.2f}–{row['speed_high']:.2f}, 3 repeats)" in compare.table_html([row])
     with pytest.raises(ValueError, match="repeats"):
         compare.measure(target, tokenizer, "prompt-lookup", "greedy", [ids], repeats=0)
+
+
+def test_several_methods_share_one_baseline_per_prompt_and_round(monkeypatch):
+    """compare / measure_many: per round and prompt one autoregressive run, then every method right after it."""
+    from specdec_lab import compare
+    from specdec_lab.loading import load_model
+
+    target, tokenizer = load_model("zoo:target", "cpu")
+    ids = [tokenizer(t)["input_ids"] for t in ("ROMEO.\n", "HAMLET.\n")]
+    order = []
+    real_ar, real_spec = compare.generate_autoregressive, compare.generate_speculative
+    monkeypatch.setattr(compare, "generate_autoregressive", lambda *a, **k: order.append("ar") or real_ar(*a, **k))
+    monkeypatch.setattr(compare, "generate_speculative",
+                        lambda *a, **k: order.append(k["verifier"]) or real_spec(*a, **k))
+    rows = compare.measure_many(target, tokenizer, [("prompt-lookup", "greedy"), ("prompt-lookup", "speculative")], ids,
+                                gamma=3, max_new_tokens=8, repeats=2)
+    assert order == ["ar", "greedy", "speculative"] * 4  # 2 rounds × 2 prompts
+    assert [r["verifier"] for r in rows] == ["greedy", "speculative"]
+    assert all(len(r["speed_repeats"]) == 2 for r in rows)

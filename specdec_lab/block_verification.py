@@ -34,8 +34,8 @@ from typing import ClassVar
 import torch
 
 from .drafters.base import Draft
-from .sampling import one_hot, sample
-from .verifiers import Verdict, _decisions
+from .sampling import one_hot
+from .verifiers import Verdict, draws, sampled_verdict
 
 
 def block_weights(p_x: torch.Tensor, q_x: torch.Tensor) -> torch.Tensor:
@@ -108,21 +108,8 @@ class BlockVerification:
         p_x, q_x = p[rows, tokens], q[rows, tokens]  # (γ,)
         b = block_weights(p_x, q_x)  # (γ + 1,)
         h = self.thresholds(b, p, q)  # (γ,)
-        if uniforms is None:
-            uniforms = torch.rand(gamma, generator=generator, device=p.device)
-        eta = torch.as_tensor(uniforms, dtype=p.dtype, device=p.device)  # (γ,)
+        eta = draws(uniforms, gamma, generator, p)  # (γ,)
         fired = (eta < h).nonzero()
         tau = int(fired[-1]) + 1 if fired.numel() else 0
         next_dist = p[gamma] if tau == gamma else block_residual(b[tau], p[tau], q[tau])  # (V,)
-        next_token = sample(next_dist, generator)
-        p_list, q_list, a_list, u_list = torch.stack([p_x, q_x, h, eta]).tolist()
-        return Verdict(
-            n_accepted=tau,
-            tokens=tokens[:tau].tolist() + [int(next_token)],
-            p_draft=p_list,
-            q_draft=q_list,
-            accept_prob=a_list,
-            uniforms=u_list,
-            decisions=_decisions(tau, gamma),
-            next_dist=next_dist,
-        )
+        return sampled_verdict(tokens, tau, p_x, q_x, h, eta, next_dist, generator)

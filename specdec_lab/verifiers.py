@@ -100,23 +100,10 @@ class SpeculativeSampling:
         p_x = p[rows, tokens]  # (γ,)
         q_x = q[rows, tokens]  # (γ,)
         a = accept_probability(p_x, q_x)  # (γ,)
-        if uniforms is None:
-            uniforms = torch.rand(gamma, generator=generator, device=p.device)  # (γ,)
-        u = torch.as_tensor(uniforms, dtype=p.dtype, device=p.device)  # (γ,)
+        u = draws(uniforms, gamma, generator, p)  # (γ,)
         n = accepted_prefix_len(u < a)
         next_dist = residual(p[n], q[n]) if n < gamma else p[gamma]  # (V,)
-        next_token = sample(next_dist, generator)
-        p_list, q_list, a_list, u_list = torch.stack([p_x, q_x, a, u]).tolist()
-        return Verdict(
-            n_accepted=n,
-            tokens=tokens[:n].tolist() + [int(next_token)],
-            p_draft=p_list,
-            q_draft=q_list,
-            accept_prob=a_list,
-            uniforms=u_list,
-            decisions=_decisions(n, gamma),
-            next_dist=next_dist,
-        )
+        return sampled_verdict(tokens, n, p_x, q_x, a, u, next_dist, generator)
 
 
     @staticmethod
@@ -259,6 +246,22 @@ class TopKMatch:
         n = accepted_prefix_len(accept)
         best = int(p[n].argmax())
         return _rule_verdict(draft, p, accept, n, best, one_hot(torch.tensor(best, device=p.device), p.shape[-1]))
+
+
+def draws(uniforms, gamma: int, generator: torch.Generator | None, p: torch.Tensor) -> torch.Tensor:
+    """(γ,) the uniforms a sampling rule decides with: the given ones (replayed), else fresh from the generator."""
+    if uniforms is None:
+        uniforms = torch.rand(gamma, generator=generator, device=p.device)
+    return torch.as_tensor(uniforms, dtype=p.dtype, device=p.device)
+
+
+def sampled_verdict(tokens: torch.Tensor, n: int, p_x: torch.Tensor, q_x: torch.Tensor, accept_prob: torch.Tensor,
+                    uniforms: torch.Tensor, next_dist: torch.Tensor, generator: torch.Generator | None) -> Verdict:
+    """The Verdict of a rule that draws uniforms: the first n drafts kept, then one token drawn from ``next_dist``."""
+    next_token = sample(next_dist, generator)
+    p_list, q_list, a_list, u_list = torch.stack([p_x, q_x, accept_prob, uniforms]).tolist()
+    return Verdict(n_accepted=n, tokens=tokens[:n].tolist() + [int(next_token)], p_draft=p_list, q_draft=q_list,
+                   accept_prob=a_list, uniforms=u_list, decisions=_decisions(n, tokens.shape[0]), next_dist=next_dist)
 
 
 def _rule_verdict(draft: Draft, p: torch.Tensor, accept: torch.Tensor, n: int, next_token: int,

@@ -19,10 +19,8 @@ Result: ``benchmarks/measured/block_vs_token_smollm2.json`` (notebook 06 reads i
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -34,10 +32,11 @@ sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
 from bench_spec_bench import QUESTIONS, spec_bench_questions  # noqa: E402
+from provenance import provenance  # noqa: E402
 from specdec_lab import build_drafter, generate_speculative  # noqa: E402
 from specdec_lab.compare import measure_many  # noqa: E402
 from specdec_lab.loading import load_model  # noqa: E402
-from specdec_lab.replay import mean_expected_accepted, replay  # noqa: E402
+from specdec_lab.replay import gains, mean_expected_accepted, replay  # noqa: E402
 from specdec_lab.smollm2 import chat_ids  # noqa: E402
 
 RESULT = HERE / "measured" / "block_vs_token_smollm2.json"
@@ -49,20 +48,17 @@ def replayed_gain(target, tokenizer, drafter: str, prompts: list[list[int]], gam
     """Mean exact E[accepted] per step under speculative and block, on the drafts of speculative runs; and on how many
     steps block expects more, or fewer (the theorem holds over drafts, not per draft)."""
     built = build_drafter(drafter, target, tokenizer)
-    replayed, ahead, behind = [], 0, 0
+    replayed, per_step = [], []
     for seed, ids in enumerate(prompts):
         run = generate_speculative(target, built, ids, gamma=gamma, max_new_tokens=new_tokens, temperature=temperature,
                                    seed=seed, verifier="speculative", keep_rows=True)
         mine = replay(run, ["speculative", "block"], seed=seed)
-        by = {(r.verifier, r.step): r.expected_accepted for r in mine}
-        steps = {r.step for r in mine}
-        ahead += sum(by["block", k] > by["speculative", k] + 1e-9 for k in steps)
-        behind += sum(by["block", k] < by["speculative", k] - 1e-9 for k in steps)
+        per_step += gains(mine)
         replayed += mine
     means = mean_expected_accepted(replayed)
-    return {"steps": sum(r.verifier == "block" for r in replayed), "expected_accepted": means,
-            "block_minus_token": means["block"] - means["speculative"], "steps_block_ahead": ahead,
-            "steps_block_behind": behind}
+    return {"steps": len(per_step), "expected_accepted": means,
+            "block_minus_token": means["block"] - means["speculative"],
+            "steps_block_ahead": sum(g > 1e-9 for g in per_step), "steps_block_behind": sum(g < -1e-9 for g in per_step)}
 
 
 def summary_markdown(result: dict) -> str:
@@ -100,9 +96,7 @@ def main(argv=None) -> dict:
     result = {"settings": {"dtype": "bfloat16", "temperature": args.temperature, "gamma": args.gamma,
                            "new_tokens": args.new_tokens, "per_task": args.per_task, "questions": len(questions),
                            "threads": args.threads},
-              "command": "python benchmarks/bench_block.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-              "machine": f"{os.cpu_count()} CPU cores ({platform.machine()})", "date": datetime.date.today().isoformat(),
-              "load_before": os.getloadavg()[0], "drafters": {}}
+              **provenance("bench_block.py", argv), "drafters": {}}
     for drafter in args.drafters.split(","):
         rows = measure_many(target, tokenizer, [(drafter, "speculative"), (drafter, "block")], prompts, args.gamma,
                             args.new_tokens, args.temperature)

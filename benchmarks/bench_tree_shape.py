@@ -18,10 +18,7 @@ Result: ``benchmarks/measured/tree_shape_smollm2.json``. A benchmark, not a test
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
-import os
-import platform
 import sys
 from pathlib import Path
 
@@ -32,6 +29,7 @@ sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
 from bench_spec_bench import QUESTIONS, spec_bench_questions  # noqa: E402
+from provenance import provenance  # noqa: E402
 from specdec_lab import build_drafter, generate_speculative  # noqa: E402
 from specdec_lab.loading import load_model  # noqa: E402
 from specdec_lab.smollm2 import chat_ids  # noqa: E402
@@ -89,9 +87,7 @@ def main(argv=None) -> dict:
     a = rates(counts)
     result = {"settings": {"new_tokens": args.new_tokens, "fit_questions": len(fit_prompts), "test_questions": len(test_prompts),
                            "dtype": "bfloat16", "threads": args.threads},
-              "command": "python benchmarks/bench_tree_shape.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-              "machine": f"{os.cpu_count()} CPU cores ({platform.machine()})", "date": datetime.date.today().isoformat(),
-              "fit_branching": fit_branching, "acceptance": {f"{d},{r}": [acc, tried] for (d, r), (acc, tried) in counts.items()},
+              **provenance("bench_tree_shape.py", argv), "fit_branching": fit_branching, "acceptance": {f"{d},{r}": [acc, tried] for (d, r), (acc, tried) in counts.items()},
               "budgets": []}
     for budget in (int(b) for b in args.budgets.split(",")):
         branching, predicted = best_branching(a, budget)

@@ -34,8 +34,7 @@ from typing import ClassVar
 import torch
 
 from .drafters.base import Draft
-from .sampling import one_hot
-from .verifiers import Verdict, draws, sampled_verdict
+from .verifiers import Verdict, draft_rows, draws, sampled_verdict
 
 
 def block_weights(p_x: torch.Tensor, q_x: torch.Tensor) -> torch.Tensor:
@@ -100,12 +99,8 @@ class BlockVerification:
         self, draft: Draft, p: torch.Tensor, generator: torch.Generator | None, uniforms: torch.Tensor | None = None
     ) -> Verdict:
         """``uniforms`` replays chosen draws η_1..η_γ (to explain or test a decision); else they come from the generator."""
-        tokens = draft.tokens  # (γ,)
-        gamma = tokens.shape[0]
-        q = draft.q if draft.q is not None else one_hot(tokens, p.shape[-1])  # (γ, V)
-        q = q.to(p.dtype)
-        rows = torch.arange(gamma, device=p.device)
-        p_x, q_x = p[rows, tokens], q[rows, tokens]  # (γ,)
+        tokens, gamma = draft.tokens, draft.tokens.shape[0]  # (γ,)
+        q, p_x, q_x = draft_rows(draft, p)  # (γ, V), (γ,), (γ,)
         b = block_weights(p_x, q_x)  # (γ + 1,)
         h = self.thresholds(b, p, q)  # (γ,)
         eta = draws(uniforms, gamma, generator, p)  # (γ,)

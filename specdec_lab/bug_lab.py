@@ -32,9 +32,9 @@ from dataclasses import dataclass
 import torch
 
 from .drafters.base import Draft
-from .laws import emitted_law, law_distance, target_law
+from .laws import chi_square_pvalue, emitted_law, law_distance, target_law
 from .sampling import sample
-from .verifiers import SpeculativeSampling
+from .verifiers import SpeculativeSampling, draft_rows
 
 
 @dataclass(frozen=True)
@@ -97,8 +97,6 @@ class Lab:
 
     def chi_square(self, verifier, runs: int = 2000, n_tokens: int = 2, seed: int = 0) -> float:
         """The χ² p-value of :meth:`sample`'s counts against :meth:`truth` (small cells pooled)."""
-        from .laws import chi_square_pvalue
-
         truth = self.truth(n_tokens)
         counts = self.sample(verifier, runs, n_tokens, seed)
         keys = sorted(set(truth) | set(counts))
@@ -140,8 +138,7 @@ class _WrongQ(SpeculativeSampling):
 
     def verify(self, draft, p, generator, uniforms=None):
         rows = torch.stack([self.wrong_q(self.lab.drafter_prefix(row)) for row in draft.q]).to(p.dtype)
-        verdict = super().verify(Draft(draft.tokens, rows), p, generator, uniforms)
-        return verdict
+        return super().verify(Draft(draft.tokens, rows), p, generator, uniforms)
 
 
 class IgnoresTopKInQ(_WrongQ):
@@ -172,8 +169,7 @@ class UnnormalisedResidual(SpeculativeSampling):
         verdict = super().verify(draft, p, generator, uniforms)
         n = verdict.n_accepted
         if n < len(draft.tokens):
-            q = draft.q[n].to(p.dtype) if draft.q is not None else torch.nn.functional.one_hot(draft.tokens[n], p.shape[-1]).to(p.dtype)
-            mass = (p[n] - q).clamp_min(0.0)
+            mass = (p[n] - draft_rows(draft, p)[0][n]).clamp_min(0.0)
             mass[-1] += 1 - mass.sum()  # where a cumulative sum that never reaches u stops
             verdict.next_dist = mass
             verdict.tokens[-1] = int(sample(mass, generator))

@@ -92,7 +92,7 @@ class Translation:
         return "\n".join(lines)
 
 
-def _sampling(s: ServeSettings, zero_top_k=None) -> dict:
+def _sampling(s: ServeSettings) -> dict:
     out = {"temperature": 0.0 if s.greedy else s.temperature}
     if not s.greedy and s.top_p is not None:
         out["top_p"] = s.top_p
@@ -105,6 +105,13 @@ def _lossy_or_unknown_verifier(s: ServeSettings, engine: str) -> list[str]:
     if s.verifier in ("typical", "topk-tau"):
         return [f"verifier {s.verifier!r}: a lossy relaxed rule that {engine} does not ship"]
     return []
+
+
+def assistant_generation_config(gamma: int, schedule: str = "constant", confidence: float = 0.0) -> dict:
+    """What transformers reads from the assistant model's ``generation_config``: γ drafts per step, their schedule,
+    and the confidence stop (0: off; transformers 5.x defaults to 0.4, which stops drafts early, adaptively)."""
+    return {"num_assistant_tokens": gamma, "num_assistant_tokens_schedule": schedule,
+            "assistant_confidence_threshold": confidence}
 
 
 def to_transformers(s: ServeSettings) -> Translation:
@@ -121,9 +128,8 @@ def to_transformers(s: ServeSettings) -> Translation:
     assistant = {}
     if s.drafter in MODEL_DRAFTERS:
         generate = {"assistant_model": "drafter_model"} | generate
-        assistant = {"num_assistant_tokens": s.gamma,
-                     "num_assistant_tokens_schedule": "heuristic" if s.drafter.endswith("heuristic-γ") else "constant",
-                     "assistant_confidence_threshold": 0.4 if s.drafter.endswith("confidence") else 0.0}
+        assistant = assistant_generation_config(s.gamma, "heuristic" if s.drafter.endswith("heuristic-γ") else "constant",
+                                                0.4 if s.drafter.endswith("confidence") else 0.0)
     elif s.drafter == "prompt-lookup":
         generate = {"prompt_lookup_num_tokens": s.gamma, "max_matching_ngram_size": s.max_ngram} | generate
     elif s.drafter == "early-exit":
@@ -188,6 +194,8 @@ def to_sglang(s: ServeSettings) -> Translation:
         t.missing.append("verifier 'block': not in an SGLang release (open pull request sgl-project/sglang#36516)")
     if VERIFIERS[s.verifier].tree and s.drafter == "eagle":
         command[command.index("--speculative-eagle-topk") + 1] = "4"  # a tree: SGLang's default branching
+    elif VERIFIERS[s.verifier].tree:
+        t.missing.append(f"verifier {s.verifier!r}: SGLang grows trees for EAGLE only")
     t.config = {"command": command, "sampling_params": _sampling(s)}
     return t
 

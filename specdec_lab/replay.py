@@ -94,3 +94,10 @@ def mean_expected_accepted(replayed: list[ReplayedStep]) -> dict[str, float]:
     names = list(dict.fromkeys(r.verifier for r in replayed))
     return {n: sum(r.expected_accepted for r in replayed if r.verifier == n) / sum(r.verifier == n for r in replayed)
             for n in names}
+
+
+def gains(replayed: list[ReplayedStep], verifier: str = "block", baseline: str = "speculative") -> list[float]:
+    """Per replayed step of ONE run, in step order: ``verifier``'s exact E[accepted] minus ``baseline``'s, on the
+    same draft. Positive where the rule expects more; their mean over many steps is the rule's average gain."""
+    by = {(r.verifier, r.step): r.expected_accepted for r in replayed}
+    return [by[verifier, s] - by[baseline, s] for s in sorted({r.step for r in replayed})]

@@ -93,12 +93,8 @@ class SpeculativeSampling:
         self, draft: Draft, p: torch.Tensor, generator: torch.Generator | None, uniforms: torch.Tensor | None = None
     ) -> Verdict:
         """``uniforms`` replays chosen draws u_1..u_γ (to explain or test a decision); else they come from the generator."""
-        tokens = draft.tokens  # (γ,)
-        gamma = tokens.shape[0]
-        q = draft.q if draft.q is not None else one_hot(tokens, p.shape[-1])  # (γ, V)
-        rows = torch.arange(gamma, device=p.device)
-        p_x = p[rows, tokens]  # (γ,)
-        q_x = q[rows, tokens]  # (γ,)
+        tokens, gamma = draft.tokens, draft.tokens.shape[0]  # (γ,)
+        q, p_x, q_x = draft_rows(draft, p)  # (γ, V), (γ,), (γ,)
         a = accept_probability(p_x, q_x)  # (γ,)
         u = draws(uniforms, gamma, generator, p)  # (γ,)
         n = accepted_prefix_len(u < a)
@@ -246,6 +242,14 @@ class TopKMatch:
         n = accepted_prefix_len(accept)
         best = int(p[n].argmax())
         return _rule_verdict(draft, p, accept, n, best, one_hot(torch.tensor(best, device=p.device), p.shape[-1]))
+
+
+def draft_rows(draft: Draft, p: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The drafter's rows q (γ, V) in p's dtype (one-hot for a deterministic draft), and p(x_i), q(x_i) (γ,) each."""
+    tokens = draft.tokens
+    q = (draft.q if draft.q is not None else one_hot(tokens, p.shape[-1])).to(p.dtype)
+    rows = torch.arange(tokens.shape[0], device=p.device)
+    return q, p[rows, tokens], q[rows, tokens]
 
 
 def draws(uniforms, gamma: int, generator: torch.Generator | None, p: torch.Tensor) -> torch.Tensor:

@@ -23,6 +23,7 @@ import transformers
 
 from ..checks import check_context, check_gamma, check_int, check_seed
 from ..decode import generate_autoregressive, generate_speculative
+from ..export import assistant_generation_config
 from ..metrics import AR, _trace_metrics, explain, label, measured_costs, median_records, predictions, summarize, trace_record
 from ..registry import DRAFTERS, VERIFIERS, build_drafter
 from ..sampling import SamplingConfig
@@ -180,9 +181,8 @@ def run_benchmark(target, tokenizer, questions: list[Question], methods: list[tu
             hf_runs[HF_ASSISTED] = {"assistant_model": hf_drafter}
         hf_runs[HF_LOOKUP] = {"prompt_lookup_num_tokens": gamma}
         if hf_drafter is not None:  # the same algorithm as ours: exactly γ drafts per step, every step
-            hf_drafter.generation_config.num_assistant_tokens = gamma
-            hf_drafter.generation_config.num_assistant_tokens_schedule = "constant"
-            hf_drafter.generation_config.assistant_confidence_threshold = 0.0  # 5.x default 0.4 stops drafts early, adaptively
+            for key, value in assistant_generation_config(gamma).items():
+                setattr(hf_drafter.generation_config, key, value)
     hf_runs |= hf_extra or {}
 
     def hf(ids, i, reference, **extra):

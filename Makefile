@@ -1,13 +1,15 @@
 # Two commands on a fresh machine (see README.md):
 #   make lab    set everything up, then open the workbook in JupyterLab
 #   make test   set everything up, then run every test (pytest, notebooks through nbval, JupyterLab in Chromium)
+# For a developer's edit loop:
+#   make check  the fast tier (no notebook, browser or Monte-Carlo test; about 3 min on 2 cores)
 PYTHON ?= python3
 VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.specdec_lab-installed
 
-.PHONY: setup chromium lab test bench notebooks
+.PHONY: setup chromium lab test check bench notebooks
 
 setup: $(STAMP)
 
@@ -30,6 +32,9 @@ lab: setup
 
 test: setup chromium
 	$(BIN)/python -m pytest -q
+
+check: setup
+	$(BIN)/python -m pytest -q -m "not notebook and not browser and not stat" tests
 
 bench: setup
 	$(BIN)/python benchmarks/bench_engine.py

@@ -12,6 +12,16 @@ from pathlib import Path
 _notebook_seconds: dict[str, float] = defaultdict(float)
 
 
+def pytest_collection_modifyitems(items):
+    """nbval's notebook cells carry the ``notebook`` marker (tests/ marks its own notebook runs), so ``make check``
+    can leave them out."""
+    import pytest
+
+    for item in items:
+        if item.nodeid.split("::")[0].endswith(".ipynb"):
+            item.add_marker(pytest.mark.notebook)
+
+
 def pytest_runtest_logreport(report):
     path = report.nodeid.split("::")[0]
     if path.endswith(".ipynb"):

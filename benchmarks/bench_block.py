@@ -9,7 +9,7 @@ prompt through SmolLM2's chat template, bf16. For each drafter two measurements:
 - **Timed, side by side** (``compare.measure_many``): per question our autoregressive loop, then speculative
   sampling, then block verification, same seed and settings. τ, α and the speedup over the loop, per rule.
   Each rule samples its own trajectory, so these carry sampling noise as well as timing noise.
-- **Replayed on identical drafts** (``specdec_lab.replay``): one speculative run per question keeps its p and q
+- **Replayed on identical drafts** (``specdec_lab.lab.replay``): one speculative run per question keeps its p and q
   rows; every recorded step is verified again under both rules and each rule's EXACT expected accepted count is
   averaged over the steps. No sampling noise on the rules' side: the gap is the rules' own.
 
@@ -34,10 +34,10 @@ sys.path.insert(0, str(HERE))
 from bench_spec_bench import QUESTIONS, spec_bench_questions  # noqa: E402
 from provenance import provenance  # noqa: E402
 from specdec_lab import build_drafter, generate_speculative  # noqa: E402
-from specdec_lab.compare import measure_many  # noqa: E402
-from specdec_lab.loading import load_model  # noqa: E402
-from specdec_lab.replay import gains, mean_expected_accepted, replay  # noqa: E402
-from specdec_lab.smollm2 import chat_ids  # noqa: E402
+from specdec_lab.bench.compare import measure_many  # noqa: E402
+from specdec_lab.models.loading import load_model  # noqa: E402
+from specdec_lab.lab.replay import gains, mean_expected_accepted, replay  # noqa: E402
+from specdec_lab.models.smollm2 import chat_ids  # noqa: E402
 
 RESULT = HERE / "measured" / "block_vs_token_smollm2.json"
 KEEP = ("drafter", "verifier", "T", "gamma", "alpha", "tau", "speed", "speed_low", "speed_high", "ms_per_token", "prompts")

@@ -7,7 +7,7 @@ decodes the same held-out prompts (half Shakespeare, half Python) to the same le
 autoregressive run of the same prompt is timed right before each speculative run, and
 ``speed`` is the benchmark's (Spec-Bench's) ratio of mean tokens/s, measured side by side.
 α = accepted / checked drafts (for trees: along the branch shown in the trace), τ = new
-tokens per step (the target's own token included); see ``specdec_lab/compare.py``. The greedy rules ignore the temperature (their
+tokens per step (the target's own token included); see ``specdec_lab/bench/compare.py``. The greedy rules ignore the temperature (their
 output is the target's greedy output), so they appear at T = 0 only. Figures, not assertions.
 """
 
@@ -22,9 +22,9 @@ import transformers
 
 from specdec_lab import DRAFTERS, VERIFIERS, generate_autoregressive
 from specdec_lab.bench.report import write_section
-from specdec_lab.compare import measure, table_markdown
-from specdec_lab.loading import load_model
-from specdec_lab.zoo.report import heldout_prompts
+from specdec_lab.bench.compare import measure, table_markdown
+from specdec_lab.models.loading import load_model
+from specdec_lab.bench.zoo_report import heldout_prompts
 
 
 READING = """How to read it:

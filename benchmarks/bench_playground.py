@@ -22,8 +22,8 @@ from pathlib import Path
 
 import torch
 
-from specdec_lab.loading import load_model
-from specdec_lab.viz.playground import Playground
+from specdec_lab.models.loading import load_model
+from specdec_lab.lab.viz.playground import Playground
 
 CHANGES = [  # (widget attribute, value): γ and method changes reuse the baseline, temperature changes do not
     ("gamma", 2), ("gamma", 6), ("drafter", "prompt-lookup"), ("gamma", 4), ("drafter", "eagle"),

@@ -18,8 +18,8 @@ import torch
 import transformers
 
 from specdec_lab import build_drafter, generate_autoregressive, generate_speculative
-from specdec_lab.loading import load_model
-from specdec_lab.zoo.report import heldout_prompts
+from specdec_lab.models.loading import load_model
+from specdec_lab.bench.zoo_report import heldout_prompts
 
 DRAFTERS = ("prompt-lookup", "distilled", "eagle")
 

@@ -32,10 +32,10 @@ sys.path.insert(0, str(HERE.parent))
 from specdec_lab.bench.report import write_report, write_section  # noqa: E402
 from specdec_lab.bench.runner import AR, HF_ASSISTED, HF_GENERATE, HF_LOOKUP, run_benchmark  # noqa: E402
 from specdec_lab.bench.tasks import MT_BENCH, Question  # noqa: E402
-from specdec_lab.loading import load_model  # noqa: E402
-from specdec_lab.metrics import median_records, summarize  # noqa: E402
+from specdec_lab.models.loading import load_model  # noqa: E402
+from specdec_lab.bench.metrics import median_records, summarize  # noqa: E402
 from specdec_lab.registry import build_drafter  # noqa: E402
-from specdec_lab.smollm2 import chat_ids  # noqa: E402
+from specdec_lab.models.smollm2 import chat_ids  # noqa: E402
 
 QUESTIONS = HERE.parent.parent / "shared" / "data" / "spec_bench" / "question.jsonl"
 TASKS = ["multi-turn", "translation", "summarization", "qa", "math_reasoning", "rag"]
@@ -130,7 +130,7 @@ def main(argv=None) -> dict:
 def verify_costs(target, device, ks=(1, 2, 4, 5, 8, 16)) -> dict:
     """Median seconds of one forward over k new tokens (128 cached), in the target's dtype and in fp32, and t(k)/t(1):
     the 'verifying k tokens costs about one forward' premise, measured on this machine."""
-    from specdec_lab.probe import forward_latency
+    from specdec_lab.bench.probe import forward_latency
 
     out = {}
     fp32 = target if target.dtype == torch.float32 else load_model("smollm2", device, torch.float32)[0]

@@ -31,10 +31,10 @@ sys.path.insert(0, str(HERE))
 from bench_spec_bench import QUESTIONS, spec_bench_questions  # noqa: E402
 from provenance import provenance  # noqa: E402
 from specdec_lab import build_drafter, generate_speculative  # noqa: E402
-from specdec_lab.loading import load_model  # noqa: E402
-from specdec_lab.smollm2 import chat_ids  # noqa: E402
-from specdec_lab.tree_shape import acceptance_by_rank, best_branching, predicted_tau, rates, tree_nodes  # noqa: E402
-from specdec_lab.tree_verifiers import TreeGreedy  # noqa: E402
+from specdec_lab.models.loading import load_model  # noqa: E402
+from specdec_lab.models.smollm2 import chat_ids  # noqa: E402
+from specdec_lab.verifiers.tree_shape import acceptance_by_rank, best_branching, predicted_tau, rates, tree_nodes  # noqa: E402
+from specdec_lab.verifiers.tree import TreeGreedy  # noqa: E402
 
 RESULT = HERE / "measured" / "tree_shape_smollm2.json"
 

@@ -3,17 +3,29 @@
 Notation throughout (Leviathan et al., 2023): p = target distribution,
 q = drafter distribution, γ = draft length, α = acceptance rate,
 c = drafter cost relative to the target.
+
+The package in layers, each importing only those below it:
+    core/       the values and kernels: sampling, theory, tree, types (Draft, DraftTree, Verdict), the cached target
+                (lm), the run's config, trace and argument checks
+    verifiers/  the acceptance rules and their exact laws
+    drafters/   the drafting methods and the drafter contract
+    models/     loading models (the bundled zoo, SmolLM2, any Hugging Face folder) and the trained drafters
+    decode.py   the two loops;  registry.py  every method by name
+    bench/      measuring: the benchmark runner, cost model, timing, side-by-side comparisons, settings export
+    lab/        teaching: exercises, the bug lab, replay, and the widgets (viz/)
+    cli.py      the command line
 """
 
 from .decode import generate_autoregressive, generate_speculative
 from .drafters import Draft, DraftTree, ModelDrafter
 from .registry import DRAFTERS, VERIFIERS, build_drafter, build_verifier
-from .sampling import SamplingConfig, probs_from_logits
-from .trace import GenerationOutput, StepRecord, Stats
-from .tree_verifiers import TreeGreedy, TreeSpeculative
-from .verifiers import GreedyMatch, SpeculativeSampling, TopKMatch, TypicalAcceptance, Verdict
+from .core.sampling import SamplingConfig, probs_from_logits
+from .core.trace import GenerationOutput, StepRecord, Stats
+from .verifiers import (BlockVerification, GreedyMatch, SpeculativeSampling, TopKMatch, TreeGreedy, TreeSpeculative,
+                        TypicalAcceptance, Verdict, Verifier)
 
 __all__ = [
+    "BlockVerification",
     "DRAFTERS",
     "VERIFIERS",
     "Draft",
@@ -30,6 +42,7 @@ __all__ = [
     "TreeSpeculative",
     "TypicalAcceptance",
     "Verdict",
+    "Verifier",
     "build_drafter",
     "build_verifier",
     "generate_autoregressive",

@@ -15,12 +15,12 @@ import argparse
 import os
 import sys
 
-from .checks import check_device, check_gamma, check_int, check_seed
+from .core.checks import check_device, check_gamma, check_int, check_seed
 from .decode import generate_autoregressive, generate_speculative
 from .drafters import ModelDrafter
-from .loading import load_model, load_pair
-from .sampling import SamplingConfig
-from .viz.text import escape_controls, render_trace
+from .models.loading import load_model, load_pair
+from .core.sampling import SamplingConfig
+from .lab.viz.text import escape_controls, render_trace
 
 DEFAULT_PROMPT = "ROMEO:\nBut soft, what light"
 ZOO_ONLY = ("medusa", "eagle", "distilled+heuristic-γ")  # drafters tied to the bundled target

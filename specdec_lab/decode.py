@@ -12,15 +12,16 @@ from __future__ import annotations
 
 import torch
 
-from . import checks
-from .config import DecodeConfig
+from .core import checks
+from .core.config import DecodeConfig
 from .drafters.adapt import as_drafter
-from .drafters.base import Draft, Drafter, DraftTree
-from .models import CachedLM, check_same_vocabulary, vocab_size
-from .registry import get_verifier
-from .sampling import sample
-from .trace import GenerationOutput, Recorder
-from .verifiers import verify
+from .core.types import Draft, DraftTree
+from .drafters import checks as contract
+from .drafters.base import Drafter
+from .core.lm import CachedLM, check_same_vocabulary, vocab_size
+from .core.sampling import sample
+from .core.trace import GenerationOutput, Recorder
+from .verifiers import Verifier, as_verifier
 
 
 def generate_autoregressive(
@@ -81,24 +82,24 @@ def generate_speculative(
     ``input_ids`` may be token ids or a tokenizer's output. ``reference``: token ids to compare the
     output with (the target's own greedy output), filling ``stats.diverged_at``. ``keep_rows=True`` keeps
     each step's full p and q rows in its record (``StepRecord.rows``, V floats per row) for
-    :func:`specdec_lab.replay.replay`.
+    :func:`specdec_lab.lab.replay.replay`.
     """
     ids, cfg = checks.decode_config(target, input_ids, gamma=checks.check_gamma(gamma), max_new_tokens=max_new_tokens,
                                     min_new_tokens=min_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
                                     seed=seed, eos_token_id=eos_token_id)
-    drafter, verifier = as_drafter(drafter), get_verifier(verifier)
+    drafter, verifier = as_drafter(drafter), as_verifier(verifier)
     _check_pair(target, drafter, verifier, ids, cfg)
     drafter.reset()
     forwards_before = drafter.forward_count
     lm, trace = CachedLM(target), Recorder(target.device, keep_rows)
     new_ids = speculative_loop(lm, drafter, verifier, ids, cfg, trace)
-    settings = dict(method="speculative", drafter=drafter.name, verifier=getattr(verifier, "name", type(verifier).__name__),
+    settings = dict(method="speculative", drafter=drafter.name, verifier=verifier.name,
                     gamma=gamma, max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)
     stats = trace.stats(lm.forward_count, drafter.forward_count - forwards_before, new_ids, reference)
     return GenerationOutput(ids.tolist(), new_ids, trace.steps, stats, settings)
 
 
-def speculative_loop(lm: CachedLM, drafter: Drafter, verifier, ids: torch.Tensor, cfg: DecodeConfig,
+def speculative_loop(lm: CachedLM, drafter: Drafter, verifier: Verifier, ids: torch.Tensor, cfg: DecodeConfig,
                      trace: Recorder) -> list[int]:
     """The algorithm itself, on checked arguments; returns the new tokens.
 
@@ -122,7 +123,7 @@ def speculative_loop(lm: CachedLM, drafter: Drafter, verifier, ids: torch.Tensor
         scored = lm.score(ids[-1:], tree.tokens, tree.parents, side, hidden=drafter.reads_hidden)
         p = cfg.probs(scored.logits, n_new + tree.row_depths())  # (N+1, V), row r predicts new token n_new + depth
         # Step 3: the verifier keeps an accepted prefix (a path in the tree) and adds one token of the target's own
-        verdict = verify(verifier, tree, p, generator)
+        verdict = verifier.verify_step(tree, p, generator)
         emitted = _cut_after_eos(verdict.tokens, cfg.eos_ids)
         # Step 4: the cache keeps the root and the accepted path; the drafter observes the verdict
         lm.keep(past + 1, [past + 1 + j for j in verdict.path])
@@ -137,25 +138,25 @@ def speculative_loop(lm: CachedLM, drafter: Drafter, verifier, ids: torch.Tensor
     return ids[prompt_len:].tolist()
 
 
-def draft(drafter: Drafter, verifier, ids: torch.Tensor, gamma: int, cfg: DecodeConfig, n_new: int, generator,
+def draft(drafter: Drafter, verifier: Verifier, ids: torch.Tensor, gamma: int, cfg: DecodeConfig, n_new: int, generator,
           vocab: int) -> DraftTree:
     """Step 1: a chain of at most γ tokens for a linear verifier, or a tree within its branching for a tree verifier."""
     to_probs = lambda logits, i: cfg.probs(logits, n_new + i, who="drafter")  # noqa: E731 - q is built like p
     if gamma == 0:  # the last token of the output: nothing to draft
         return DraftTree(tokens=ids.new_empty(0), parents=ids.new_empty(0))
-    if getattr(verifier, "tree", False):
+    if verifier.tree:
         branching = verifier.branching_for(gamma)
-        return checks.drafted_tree(drafter, drafter.propose_tree(ids, branching, to_probs, generator), ids, branching, vocab)
-    chain = checks.drafted_chain(drafter, drafter.propose(ids, gamma, to_probs, generator), ids, gamma, vocab)
+        return contract.drafted_tree(drafter, drafter.propose_tree(ids, branching, to_probs, generator), ids, branching, vocab)
+    chain = contract.drafted_chain(drafter, drafter.propose(ids, gamma, to_probs, generator), ids, gamma, vocab)
     return DraftTree.chain(_drop_after_eos(chain, cfg.eos_ids))
 
 
 def side_inputs(drafter: Drafter, ids: torch.Tensor, lm: CachedLM):
     """The drafter's side-branch tokens for this step, checked; None without one or past the model's context."""
-    return checks.side_branch(drafter, drafter.side_inputs(ids), ids, lm.model) if drafter.side_branch else None
+    return contract.side_branch(drafter, drafter.side_inputs(ids), ids, lm.model) if drafter.side_branch else None
 
 
-def _check_pair(target, drafter: Drafter, verifier, ids: torch.Tensor, cfg: DecodeConfig) -> None:
+def _check_pair(target, drafter: Drafter, verifier: Verifier, ids: torch.Tensor, cfg: DecodeConfig) -> None:
     """The drafter must fit the target (vocabulary, device, context) and the verifier (trees need branching)."""
     if drafter.model is not None:
         check_same_vocabulary(target, drafter.model)
@@ -164,7 +165,7 @@ def _check_pair(target, drafter: Drafter, verifier, ids: torch.Tensor, cfg: Deco
             raise ValueError(f"drafter is on {drafter.model.device} but the target is on {target.device}; put both on one device")
     elif drafter.vocab_size not in (None, vocab_size(target)):
         raise ValueError(f"drafter vocabulary ({drafter.vocab_size}) differs from the target's ({vocab_size(target)})")
-    if getattr(verifier, "tree", False) and not drafter.branches:
+    if verifier.tree and not drafter.branches:
         raise ValueError(
             f"verifier {verifier.name!r} checks a tree of drafts, but drafter {drafter.name!r} cannot branch "
             "(it has no propose_tree); pick a linear verifier or a drafter that branches"

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from .block_verification import BlockVerification
 from .drafters.dynamic import HeuristicGamma
 from .drafters.eagle import EagleDrafter
 from .drafters.early_exit import early_exit_drafter
@@ -29,11 +28,11 @@ from .drafters.medusa import MedusaDrafter
 from .drafters.prompt_lookup import PromptLookupDrafter
 from .drafters.retrieval import RetrievalDrafter
 from .drafters.small_model import ModelDrafter
-from .loading import ZOO_DIR, load_model
-from .smol import build as smol_build
-from .trained import CARD, find_weights, retrieval_datastore, trained_for_smollm2
-from .tree_verifiers import TreeGreedy, TreeSpeculative
-from .verifiers import GreedyMatch, SpeculativeSampling, TopKMatch, TypicalAcceptance
+from .models.loading import ZOO_DIR, load_model
+from .models.smol import build as smol_build
+from .models.trained import CARD, find_weights, retrieval_datastore, trained_for_smollm2
+from .verifiers import (RULES, BlockVerification, GreedyMatch, SpeculativeSampling, TopKMatch, TreeGreedy,
+                        TreeSpeculative, TypicalAcceptance, Verifier)
 
 INDEPENDENT, SELF = "independent", "self-drafting"
 
@@ -168,20 +167,23 @@ DRAFTERS: dict[str, DrafterEntry] = {e.name: e for e in [
                  lambda target, tokenizer=None, **o: LookaheadDrafter(**o)),
 ]}
 
+def _rule(rule: type[Verifier], summary: str) -> VerifierEntry:
+    """A verifier's entry: its abilities are the class's own (declared once, on the class)."""
+    return VerifierEntry(rule.name, rule.lossless, rule.tree, summary, rule)
+
+
 VERIFIERS: dict[str, VerifierEntry] = {e.name: e for e in [
-    VerifierEntry("greedy", True, False, "keep drafts equal to the target's argmax (lossless for greedy decoding)", GreedyMatch),
-    VerifierEntry("speculative", True, False,
-                  "accept x with min(1, p(x)/q(x)), resample from norm(max(0, p − q)); q one-hot for deterministic drafts",
-                  SpeculativeSampling),
-    VerifierEntry("block", True, False,
-                  "judge the draft as one block: keep the longest prefix whose event fires, weights carry surplus forward (Sun et al. 2025)",
-                  BlockVerification),
-    VerifierEntry("typical", False, False, "LOSSY: accept x if p(x) > min(ε, δ·exp(−H(p))) (Medusa)", TypicalAcceptance),
-    VerifierEntry("topk-tau", False, False, "LOSSY: accept x in the target's top-β within τ nats of the best (SpecDec)", TopKMatch),
-    VerifierEntry("tree-greedy", True, True, "a tree of drafts in one forward; follow the argmax child (Medusa, SpecInfer)", TreeGreedy),
-    VerifierEntry("tree-speculative", True, True,
-                  "a tree of drafts in one forward; try children in turn, p ← norm(max(0, p − q)) (SpecInfer)", TreeSpeculative),
+    _rule(GreedyMatch, "keep drafts equal to the target's argmax (lossless for greedy decoding)"),
+    _rule(SpeculativeSampling,
+          "accept x with min(1, p(x)/q(x)), resample from norm(max(0, p − q)); q one-hot for deterministic drafts"),
+    _rule(BlockVerification,
+          "judge the draft as one block: keep the longest prefix whose event fires, weights carry surplus forward (Sun et al. 2025)"),
+    _rule(TypicalAcceptance, "LOSSY: accept x if p(x) > min(ε, δ·exp(−H(p))) (Medusa)"),
+    _rule(TopKMatch, "LOSSY: accept x in the target's top-β within τ nats of the best (SpecDec)"),
+    _rule(TreeGreedy, "a tree of drafts in one forward; follow the argmax child (Medusa, SpecInfer)"),
+    _rule(TreeSpeculative, "a tree of drafts in one forward; try children in turn, p ← norm(max(0, p − q)) (SpecInfer)"),
 ]}
+assert set(VERIFIERS) == set(RULES), "every verification rule is registered, with a summary"
 
 
 def _unknown(kind: str, name, table: dict) -> ValueError:
@@ -208,14 +210,3 @@ def build_verifier(name: str, **options):
     if name not in VERIFIERS:
         raise _unknown("verifier", name, VERIFIERS)
     return VERIFIERS[name].build(**options)
-
-
-def get_verifier(verifier):
-    """None -> speculative sampling; a registry name -> that verifier with its default options; an object with .verify -> itself."""
-    if verifier is None:
-        return SpeculativeSampling()
-    if isinstance(verifier, str):
-        return build_verifier(verifier)
-    if not callable(getattr(verifier, "verify", None)):
-        raise TypeError(f"verifier must be None, a name or an object with .verify(), got {type(verifier).__name__}")
-    return verifier

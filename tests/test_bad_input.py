@@ -9,7 +9,7 @@ from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
 
 from specdec_lab import ModelDrafter, generate_autoregressive, generate_speculative
 from specdec_lab.drafters import Draft
-from specdec_lab.models import check_same_tokenizer
+from specdec_lab.core.lm import check_same_tokenizer
 
 from conftest import tiny_gpt2, tiny_llama
 
@@ -110,7 +110,7 @@ class EmptyDrafter:
     def propose(self, ids, gamma, to_probs, generator):
         return Draft(ids.new_empty(0))
 
-    def observe(self, n_accepted, n_drafted):
+    def observe(self, verdict, hidden=None):
         pass
 
 

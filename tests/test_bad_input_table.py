@@ -15,10 +15,10 @@ from transformers import BertConfig, BertModel
 from specdec_lab import build_drafter, build_verifier, generate_speculative
 from specdec_lab.bench import read_questions
 from specdec_lab.cli import main as cli_main
-from specdec_lab.loading import load_model
-from specdec_lab.models import check_same_tokenizer
+from specdec_lab.models.loading import load_model
+from specdec_lab.core.lm import check_same_tokenizer
 from specdec_lab.verifiers import TypicalAcceptance
-from specdec_lab.viz.playground import Playground
+from specdec_lab.lab.viz.playground import Playground
 
 from conftest import tiny_gpt2, tiny_llama
 from test_bad_input import CASES, EmptyDrafter, _word_tokenizer

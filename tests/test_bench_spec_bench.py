@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from specdec_lab.metrics import AR, median_records, summarize
+from specdec_lab.bench.metrics import AR, median_records, summarize
 from project_scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -12,11 +12,11 @@ import pytest
 import torch
 
 from specdec_lab import generate_speculative
-from specdec_lab.block_verification import BlockVerification, block_residual
+from specdec_lab.verifiers.block import BlockVerification, block_residual
 from specdec_lab.drafters.base import Draft
-from specdec_lab.laws import emitted_law, expected_accepted, law_distance, step_law, target_law
+from specdec_lab.verifiers.laws import emitted_law, expected_accepted, law_distance, step_law, target_law
 from specdec_lab.registry import VERIFIERS, build_verifier
-from specdec_lab.sampling import one_hot
+from specdec_lab.core.sampling import one_hot
 from specdec_lab.verifiers import SpeculativeSampling
 
 from test_distribution import CONFIGS, chi_square_pvalue, models  # noqa: F401 - the shared tiny pair and its test
@@ -131,12 +131,14 @@ def test_loop_at_temperature_zero_equals_greedy(models):  # noqa: F811 - the fix
     assert runs[0] == runs[1]
 
 
+@pytest.mark.stat
 @pytest.mark.parametrize("cfg", CONFIGS, ids=["T=1", "T=0.7,top_k=4,top_p=0.9"])
 def test_full_loop_has_the_target_distribution(models, cfg):  # noqa: F811 - the fixture
     target, drafter = models
     assert chi_square_pvalue(target, drafter, cfg, verifier=BlockVerification()) > 1e-3
 
 
+@pytest.mark.stat
 def test_negative_control_fails_the_same_test(models):  # noqa: F811 - the fixture
     target, drafter = models
     assert chi_square_pvalue(target, drafter, CONFIGS[0], verifier=BlockWithoutCorrection()) < 1e-3

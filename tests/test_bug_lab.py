@@ -9,8 +9,8 @@ import sys
 import pytest
 import torch
 
-from specdec_lab.block_verification import BlockVerification
-from specdec_lab.bug_lab import ForgetsBonus, IgnoresTopKInQ, Lab, NoMin, UnnormalisedResidual, WrongTemperatureQ, suspects
+from specdec_lab.verifiers.block import BlockVerification
+from specdec_lab.lab.bug_lab import ForgetsBonus, IgnoresTopKInQ, Lab, NoMin, UnnormalisedResidual, WrongTemperatureQ, suspects
 from specdec_lab.drafters.base import Draft
 from specdec_lab.verifiers import SpeculativeSampling
 
@@ -33,6 +33,7 @@ def test_the_exact_law_is_a_law(lab):
     assert sum(lab.truth().values()) == pytest.approx(1.0, abs=1e-12)
 
 
+@pytest.mark.stat
 def test_chi_square_finds_the_law_changing_bugs_and_clears_the_exact_rule(lab):
     for bug in (IgnoresTopKInQ(lab), UnnormalisedResidual(), WrongTemperatureQ(lab)):
         assert lab.chi_square(bug, runs=1000) < 0.01
@@ -51,7 +52,7 @@ def test_what_the_lossless_bugs_break(lab):
 
 def test_the_lab_is_the_same_in_every_process():
     """The tables come from a seeded CRC of the prefix, not from hash(), which Python salts per process for str."""
-    code = "from specdec_lab.bug_lab import Lab; print(Lab().logits('target', (1, 2)).tolist())"
+    code = "from specdec_lab.lab.bug_lab import Lab; print(Lab().logits('target', (1, 2)).tolist())"
     other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                            env=os.environ | {"PYTHONHASHSEED": "123"}).stdout
     assert eval(other) == Lab().logits("target", (1, 2)).tolist()

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from specdec_lab import ModelDrafter, generate_autoregressive, generate_speculative
-from specdec_lab.models import CachedLM
+from specdec_lab.core.lm import CachedLM
 
 from conftest import BUILDERS, perturbed_copy, random_prompts
 

@@ -3,7 +3,8 @@
 Greedy: each combination reproduces the zoo target's own greedy output (lossy rules too:
 at temperature 0 they reduce to exact matching). Sampling: each lossless verifier with each
 kind of drafter (a model, a lookup table, the target's own layers, heads on its state) emits
-exactly the target's law (chi-square on the 5-token model of test_distribution).
+exactly the target's law: exactly, as the rows every step hands the verifier (the target's and the drafter's true
+conditionals) plus the rule's exact law by enumeration; and end to end by chi-square for the tree rule (marked stat).
 """
 
 from __future__ import annotations
@@ -17,12 +18,14 @@ from specdec_lab import DRAFTERS, VERIFIERS, build_drafter, build_verifier, gene
 from specdec_lab.drafters import (
     EagleDrafter, LookaheadDrafter, MedusaDrafter, ModelDrafter, PromptLookupDrafter, RetrievalDrafter, early_exit_drafter,
 )
-from specdec_lab.loading import load_model
+from specdec_lab.models.loading import load_model
 from specdec_lab.registry import INDEPENDENT, SELF
-from specdec_lab.sampling import SamplingConfig
-from specdec_lab.zoo.heads import MedusaHeads
+from specdec_lab.core.sampling import SamplingConfig, probs_from_logits
+from specdec_lab.verifiers.laws import emitted_law, law_distance, target_law
+from specdec_lab.models.zoo.heads import MedusaHeads
 
 from conftest import tiny_llama
+from test_distribution import PROMPT as PROMPT_IDS
 from test_distribution import V, chi_square_pvalue
 from test_eagle import random_head
 
@@ -34,7 +37,7 @@ def test_registry_entries_say_what_they_are():
         assert entry.family in (INDEPENDENT, SELF) and entry.summary
     for entry in VERIFIERS.values():
         verifier = build_verifier(entry.name)
-        assert verifier.lossless == entry.lossless and getattr(verifier, "tree", False) == entry.tree
+        assert verifier.lossless == entry.lossless and verifier.tree == entry.tree
         if not entry.lossless:
             assert entry.summary.startswith("LOSSY") and type(verifier).__doc__.lstrip().startswith("LOSSY")
     assert {e.name for e in VERIFIERS.values() if not e.lossless} == {"typical", "topk-tau"}
@@ -90,17 +93,98 @@ def tiny_drafters(target):
     }
 
 
-@pytest.mark.parametrize("verifier", ["speculative", "tree-speculative"])
-@pytest.mark.parametrize("kind", ["small-model", "prompt-lookup", "retrieval", "early-exit", "medusa", "lookahead", "eagle"])
-def test_lossless_combinations_sample_the_target_law(kind, verifier):
+KINDS = ["small-model", "prompt-lookup", "retrieval", "early-exit", "medusa", "lookahead", "eagle"]
+CFG = SamplingConfig(0.9, top_k=4, top_p=0.95)  # temperature, top-k and top-p all active: q is built like p
+
+
+def fresh_probs(model, context: list[int], tokens: list[int]) -> torch.Tensor:
+    """(len(tokens) + 1, V): the model's distribution after context, context + x_1, …, from ONE uncached forward."""
+    seq = torch.tensor(context + tokens)
+    with torch.no_grad():
+        logits = model(seq[None]).logits[0, len(context) - 1:]  # (len(tokens) + 1, V)
+    return probs_from_logits(logits, CFG)
+
+
+@pytest.mark.parametrize("verifier", ["speculative", "block"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_drafter_hands_the_verifier_the_targets_true_rows(kind, verifier):
+    """Losslessness, the exact and deterministic way: the loop with each kind of drafter is lossless if (1) the rows p
+    the verifier saw are the target's true conditionals at the context and after each draft prefix (the KV cache kept
+    and rolled back right), (2) each draft was drawn from the q row it came with (a model drafter's true conditionals;
+    a deterministic draft is q = one-hot), and (3) the rule is exact for any p and q, which
+    test_every_lossless_rule_has_the_target_law_exactly checks by enumeration. (1) and (2) are checked here on
+    every step of seeded runs, with γ = 3 and T, top-k and top-p all active."""
     target = tiny_llama(layers=2, seed=0, vocab=V, hidden=16, init=0.5)
     drafter = tiny_drafters(target)[kind]
-    assert chi_square_pvalue(target, drafter, SamplingConfig(1.0), build_verifier(verifier)) > 1e-3
+    steps = 0
+    for seed in range(4):
+        out = generate_speculative(target, drafter, PROMPT_IDS, gamma=3, max_new_tokens=10, temperature=CFG.temperature,
+                                   top_k=CFG.top_k, top_p=CFG.top_p, seed=seed, verifier=verifier, keep_rows=True)
+        sequence = PROMPT_IDS + out.token_ids
+        for step in out.steps:
+            if not step.draft:
+                continue
+            steps += 1
+            context = sequence[: step.context_len]
+            assert torch.allclose(step.rows["p"], fresh_probs(target, context, step.draft), atol=1e-5), (kind, seed)
+            q = step.rows["q"]
+            if q is None:
+                continue  # a deterministic draft: q = one-hot(x), which the verifier builds itself
+            assert torch.allclose(q.sum(-1), torch.ones(len(step.draft)), atol=1e-5)
+            assert bool((q[torch.arange(len(step.draft)), step.draft] > 0).all()), (kind, "a draft q says is impossible")
+            if kind in ("small-model", "early-exit"):  # a model drafter: q is its own true conditionals
+                assert torch.allclose(q, fresh_probs(drafter.model, context, step.draft)[:-1], atol=1e-5), (kind, seed)
+    assert steps >= 8
+
+
+def _tables(seed: int):
+    """p_of / q_of over a 4-token vocabulary: seeded random conditionals after any prefix (a 'model' as a table)."""
+    cache = {}
+
+    def of(prefix):
+        if prefix not in cache:
+            g = torch.Generator().manual_seed(hash((seed,) + prefix) % 2**31)
+            row = probs_from_logits(2 * torch.randn(1, 4, generator=g), CFG)[0].double()  # float32 -> float64
+            cache[prefix] = row / row.sum()  # renormalised in float64, so "exact" means to 1e-12
+        return cache[prefix]
+
+    return of
+
+
+@pytest.mark.parametrize("verifier", ["speculative", "block"])
+@pytest.mark.parametrize("draft_kind", ["sampled", "deterministic"])
+def test_every_lossless_rule_has_the_target_law_exactly(verifier, draft_kind):
+    """(3) above, by enumeration (laws.emitted_law): the law of the first three emitted tokens, drafts x ~ q chained
+    (a deterministic drafter: q one-hot on its pick), equals the target's own, to rounding, for γ = 1..3."""
+    p_of, sampled = _tables(0), _tables(1)
+    q_of = sampled if draft_kind == "sampled" else (lambda prefix: torch.nn.functional.one_hot(
+        sampled(prefix).argmax(), 4).double())
+    rule = build_verifier(verifier)
+    for gamma in (1, 2, 3):
+        assert law_distance(emitted_law(rule, p_of, q_of, gamma, n_tokens=3), target_law(p_of, 3)) < 1e-12
+
+
+def test_the_exact_check_catches_a_wrong_rule():
+    """The negative control of the exact check: resampling from p after a rejection changes the law."""
+    from test_distribution import ResampleFromP
+
+    p_of, q_of = _tables(0), _tables(1)
+    assert law_distance(emitted_law(ResampleFromP(), p_of, q_of, 2, n_tokens=3), target_law(p_of, 3)) > 1e-3
+
+
+@pytest.mark.stat
+@pytest.mark.parametrize("kind", ["small-model", "prompt-lookup"])
+def test_tree_speculative_samples_the_target_law(kind):
+    """Monte-Carlo end to end (tree steps keep no rows, so the exact check above does not reach them): a sampled and a
+    deterministic drafter; the negative control is test_distribution's wrong rule, which the same test rejects."""
+    target = tiny_llama(layers=2, seed=0, vocab=V, hidden=16, init=0.5)
+    drafter = tiny_drafters(target)[kind]
+    assert chi_square_pvalue(target, drafter, SamplingConfig(1.0), build_verifier("tree-speculative")) > 1e-3
 
 
 def test_compare_reports_alpha_as_accepted_over_checked(zoo, monkeypatch):
     """The catalogue's tables (compare.measure) use the shared metrics: α = accepted ÷ checked, as Stats.alpha."""
-    from specdec_lab import compare
+    from specdec_lab.bench import compare
 
     target, tokenizer, ids, _ = zoo
     runs = []

@@ -8,9 +8,10 @@ import sys
 import pytest
 import torch
 
-from specdec_lab import cli, loading
+from specdec_lab import cli
+from specdec_lab.models import loading
 from specdec_lab.cli import main as cli_main
-from specdec_lab.viz.text import escape_controls
+from specdec_lab.lab.viz.text import escape_controls
 
 EVIL = "ROMEO\x1b]0;pwned\x07:\x1b[2J"  # an OSC that retitles the terminal (ended by BEL), then a clear-screen CSI
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from specdec_lab.costmodel import HARDWARE, Hardware, ModelShape, bytes_moved, flops, forward_time, predicted_speedup, ridge_tokens
-from specdec_lab.probe import forward_latency
-from specdec_lab.theory import speedup
+from specdec_lab.bench.costmodel import HARDWARE, Hardware, ModelShape, bytes_moved, flops, forward_time, predicted_speedup, ridge_tokens
+from specdec_lab.bench.probe import forward_latency
+from specdec_lab.core.theory import speedup
 
 from conftest import tiny_llama
 
@@ -58,7 +58,7 @@ def test_forward_latency_probe_times_every_k_and_leaves_the_model_alone():
 
 
 def test_fit_hardware_reproduces_the_endpoints_of_a_measured_curve():
-    from specdec_lab.costmodel import fit_hardware
+    from specdec_lab.bench.costmodel import fit_hardware
 
     m = ModelShape(params=6_000_000, layers=6, width=384, kv_width=384, bytes_per_number=4)
     truth = Hardware("truth", bandwidth=20e9, peak=2e10, overhead=0.01)
@@ -71,7 +71,7 @@ def test_fit_hardware_reproduces_the_endpoints_of_a_measured_curve():
 
 
 def test_fit_hardware_when_even_one_token_is_compute_bound():
-    from specdec_lab.costmodel import fit_hardware
+    from specdec_lab.bench.costmodel import fit_hardware
 
     m = ModelShape(params=6_000_000, layers=6, width=384, kv_width=384, bytes_per_number=4)
     truth = Hardware("slow", bandwidth=20e9, peak=2e9, overhead=0.002)  # F(1)/peak = 6 ms > B/bw = 1.2 ms

@@ -16,7 +16,7 @@ import torch
 from scipy.stats import chisquare
 
 from specdec_lab import generate_speculative
-from specdec_lab.sampling import SamplingConfig, probs_from_logits, sample
+from specdec_lab.core.sampling import SamplingConfig, probs_from_logits, sample
 from specdec_lab.verifiers import SpeculativeSampling, Verdict
 
 from conftest import tiny_llama
@@ -80,17 +80,20 @@ def models():
 CONFIGS = [SamplingConfig(1.0), SamplingConfig(0.7, top_k=4, top_p=0.9)]
 
 
+@pytest.mark.stat
 @pytest.mark.parametrize("cfg", CONFIGS, ids=["T=1", "T=0.7,top_k=4,top_p=0.9"])
 def test_speculative_sampling_has_the_target_distribution(models, cfg):
     target, drafter = models
     assert chi_square_pvalue(target, drafter, cfg, verifier=None) > 1e-3
 
 
+@pytest.mark.stat
 def test_wrong_verifier_fails_the_same_test(models):
     target, drafter = models
     assert chi_square_pvalue(target, drafter, CONFIGS[0], verifier=ResampleFromP()) < 1e-3
 
 
+@pytest.mark.stat
 def test_drafts_are_really_rejected_in_this_setting(models):
     """The test has power only if rejections (and so residual draws) are frequent."""
     target, drafter = models

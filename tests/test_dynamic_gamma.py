@@ -16,7 +16,7 @@ from transformers.generation.candidate_generator import AssistedCandidateGenerat
 from specdec_lab import generate_autoregressive, generate_speculative
 from specdec_lab.drafters import Draft, ModelDrafter
 from specdec_lab.drafters.dynamic import HeuristicGamma
-from specdec_lab.sampling import SamplingConfig, probs_from_logits
+from specdec_lab.core.sampling import SamplingConfig, probs_from_logits
 
 from conftest import perturbed_copy, random_prompts, tiny_llama
 
@@ -31,13 +31,17 @@ class ScriptedDrafter:
     def __init__(self):
         self.asked: list[int] = []
         self.observed: list[tuple[int, int]] = []
+        self.hidden: list[torch.Tensor] = []
 
     def propose(self, ids, gamma, to_probs, generator) -> Draft:
         self.asked.append(gamma)
         return Draft(torch.zeros(gamma, dtype=torch.long))
 
-    def observe(self, n_accepted, n_drafted) -> None:
-        self.observed.append((n_accepted, n_drafted))
+    def observe(self, verdict, hidden=None) -> None:
+        if verdict is not None:  # None: the prompt's prefill, which only hidden-state readers are told of
+            self.observed.append((verdict.n_accepted, verdict.n_drafted))
+        if hidden is not None:
+            self.hidden.append(hidden)
 
 
 def told(n_accepted: int, n_drafted: int) -> SimpleNamespace:
@@ -102,12 +106,11 @@ def test_wrapper_forwards_what_the_loop_reads():
     assert dynamic.name == "scripted+heuristic-γ"
     assert (dynamic.may_abstain, dynamic.vocab_size, dynamic.model, dynamic.lm) == (False, 7, None, None)
     assert not dynamic.reads_hidden  # the loop would compute hidden states for nothing
-    seen = []
-    inner.observe_hidden = seen.append
+    inner.reads_hidden = True  # declared, in the contract's own word
     reading = HeuristicGamma(inner)
     assert reading.reads_hidden and not reading.branches
     reading.observe(told(1, 2), torch.zeros(2, 4))
-    assert len(seen) == 1 and inner.observed[-1] == (1, 2)  # the hidden states reach the inner drafter
+    assert len(inner.hidden) == 1 and inner.observed[-1] == (1, 2)  # the hidden states reach the inner drafter
     model = tiny_llama(layers=1, hidden=16)
     wrapped = HeuristicGamma(model)  # a bare causal LM becomes a ModelDrafter first
     assert wrapped.model is model and wrapped.lm is wrapped.inner.lm and wrapped.name == "small-model+heuristic-γ"

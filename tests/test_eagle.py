@@ -8,10 +8,10 @@ import torch
 from conftest import random_prompts, tiny_llama
 from specdec_lab import generate_autoregressive, generate_speculative
 from specdec_lab.drafters.eagle import EagleDrafter
-from specdec_lab.loading import ZOO_DIR, load_model
-from specdec_lab.tree_verifiers import TreeGreedy
-from specdec_lab.zoo.eagle import EagleConfig, EagleHead
-from specdec_lab.zoo.report import acceptance, heldout_prompts
+from specdec_lab.models.loading import ZOO_DIR, load_model
+from specdec_lab.verifiers.tree import TreeGreedy
+from specdec_lab.models.zoo.eagle import EagleConfig, EagleHead
+from specdec_lab.bench.zoo_report import acceptance, heldout_prompts
 
 
 def random_head(target, seed: int = 3, std: float = 0.2) -> EagleHead:

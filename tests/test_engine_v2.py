@@ -14,11 +14,12 @@ import pytest
 import torch
 from transformers import Gemma2Config, Gemma2ForCausalLM, MistralConfig, MistralForCausalLM, Qwen2Config, Qwen2ForCausalLM
 
-from specdec_lab import build_drafter, checks, decode, generate_autoregressive, generate_speculative
+from specdec_lab import build_drafter, decode, generate_autoregressive, generate_speculative
+from specdec_lab.core import checks
 from specdec_lab.drafters import Draft, DraftTree, Drafter, DuckDrafter, HeuristicGamma, LookaheadDrafter
 from specdec_lab.drafters.early_exit import early_exit_model
-from specdec_lab.loading import load_model
-from specdec_lab.sampling import SamplingConfig, probs_from_logits
+from specdec_lab.models.loading import load_model
+from specdec_lab.core.sampling import SamplingConfig, probs_from_logits
 
 from conftest import perturbed_copy, tiny_llama
 
@@ -47,8 +48,8 @@ def test_the_loop_is_four_marked_steps_in_at_most_40_lines_and_asks_the_drafter_
 
 
 def test_config_is_frozen_and_one_max_gamma():
-    from specdec_lab.config import MAX_GAMMA, DecodeConfig
-    import specdec_lab.viz.playground as playground
+    from specdec_lab.core.config import MAX_GAMMA, DecodeConfig
+    import specdec_lab.lab.viz.playground as playground
 
     ids, cfg = checks.decode_config(tiny_llama(), [1, 2], gamma=3, max_new_tokens=4, min_new_tokens=0, temperature=0.5,
                                     top_k=None, top_p=None, seed=0, eos_token_id=None)
@@ -88,9 +89,9 @@ def test_adaptive_gamma_around_lookahead_keeps_its_side_branch(zoo):
 
 
 class ThirdPartyDrafter:
-    """A drafter written to the first contract, subclassing nothing: observe(n, drafted), observe_hidden."""
+    """A drafter that subclasses nothing but speaks the contract's vocabulary: abilities as attributes, the same hooks."""
 
-    name, may_abstain, vocab_size = "third-party", True, None
+    name, may_abstain, vocab_size, reads_hidden = "third-party", True, None, True
 
     def __init__(self):
         self.told, self.hidden_rows = [], 0
@@ -98,10 +99,9 @@ class ThirdPartyDrafter:
     def propose(self, ids, gamma, to_probs, generator):
         return Draft(ids[-gamma:].flip(0).clone())
 
-    def observe(self, n_accepted, n_drafted):
-        self.told.append((n_accepted, n_drafted))
-
-    def observe_hidden(self, hidden):
+    def observe(self, verdict, hidden=None):
+        if verdict is not None:
+            self.told.append((verdict.n_accepted, verdict.n_drafted))
         self.hidden_rows += hidden.shape[0]
 
 
@@ -110,10 +110,31 @@ def test_a_drafter_that_subclasses_nothing_still_works():
     raw = ThirdPartyDrafter()
     out = generate_speculative(target, raw, [1, 2, 3, 4, 5], gamma=3, max_new_tokens=12)
     assert out.token_ids == generate_autoregressive(target, [1, 2, 3, 4, 5], max_new_tokens=12).token_ids
-    assert len(raw.told) == out.stats.steps  # observe(n_accepted, n_drafted) once per step
+    assert len(raw.told) == out.stats.steps  # observe(verdict, hidden) once per step
     assert raw.hidden_rows == 4 + out.stats.new_tokens  # the prefill (4 rows), then root + accepted drafts per step
     adapted = DuckDrafter(raw)
     assert (adapted.branches, adapted.reads_hidden, adapted.side_branch, adapted.may_abstain) == (False, True, False, True)
+
+
+def test_a_duck_drafter_that_claims_an_ability_it_lacks_is_refused():
+    class Claims(ThirdPartyDrafter):
+        branches = True  # but no propose_tree
+
+    with pytest.raises(TypeError, match="branches but has no propose_tree"):
+        generate_speculative(tiny_llama(), Claims(), [1, 2, 3], gamma=2, max_new_tokens=4)
+
+
+def test_no_getattr_on_the_projects_verifiers_or_drafters_outside_the_one_adapter():
+    import re
+
+    found = []
+    for path in sorted((ROOT / "specdec_lab").rglob("*.py")):
+        if path.relative_to(ROOT).as_posix() == "specdec_lab/drafters/adapt.py":
+            continue
+        for n, line in enumerate(path.read_text().splitlines(), 1):
+            if re.search(r"\b(getattr|hasattr)\((verifier|drafter|rule|v|d|self\.inner|inner)\b", line):
+                found.append(f"{path.relative_to(ROOT)}:{n}: {line.strip()}")
+    assert not found, found
 
 
 # -- defect 1: low precision is explained, and measured ------------------------------------------------------

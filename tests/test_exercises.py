@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from specdec_lab.costmodel import forward_time
-from specdec_lab.exercises import EXERCISES, WrongAnswer, check
-from specdec_lab.theory import expected_tokens_per_step, speedup
+from specdec_lab.bench.costmodel import forward_time
+from specdec_lab.lab.exercises import EXERCISES, WrongAnswer, check
+from specdec_lab.core.theory import expected_tokens_per_step, speedup
 from project_scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -181,6 +181,7 @@ def test_notebook_ships_its_exercise_blank(path):
         assert printed.startswith("not done yet") and "correct" not in printed
 
 
+@pytest.mark.notebook
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
 def test_notebook_with_its_solutions_passes_every_check(path):
     """The whole notebook, run top to bottom with the solutions injected: every check prints "correct"."""

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from specdec_lab import build_drafter, generate_speculative
-from specdec_lab.export import ServeSettings, to_sglang, to_transformers, to_vllm, transformers_generate_kwargs, translate
-from specdec_lab.loading import load_model
+from specdec_lab.bench.export import ServeSettings, to_sglang, to_transformers, to_vllm, transformers_generate_kwargs, translate
+from specdec_lab.models.loading import load_model
 from specdec_lab.registry import DRAFTERS, VERIFIERS
 
 

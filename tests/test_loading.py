@@ -10,7 +10,7 @@ import transformers
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-from specdec_lab.loading import load_model
+from specdec_lab.models.loading import load_model
 
 WORDS = ["<unk>", "<eos>", "to", "be", "or", "not"]
 
@@ -147,7 +147,7 @@ def test_offline_hub_name_says_offline(monkeypatch):
 def test_drafter_or_model_takes_a_registry_name_or_a_second_model():
     import torch
 
-    from specdec_lab.loading import load_model
+    from specdec_lab.models.loading import load_model
     from specdec_lab.registry import drafter_or_model
 
     target, tokenizer = load_model("zoo:target")

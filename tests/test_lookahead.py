@@ -12,8 +12,8 @@ import torch
 
 from specdec_lab import generate_autoregressive, generate_speculative
 from specdec_lab.drafters.lookahead import LookaheadDrafter, window_geometry
-from specdec_lab.models import CachedLM, with_side_branch
-from specdec_lab.tree_verifiers import TreeGreedy, TreeSpeculative
+from specdec_lab.core.lm import CachedLM, with_side_branch
+from specdec_lab.verifiers.tree import TreeGreedy, TreeSpeculative
 
 from conftest import BUILDERS, random_prompts, tiny_gpt2, tiny_llama
 

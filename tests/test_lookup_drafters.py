@@ -207,7 +207,7 @@ def test_retrieval_tree_keeps_the_most_frequent_children():
 
 
 def test_retrieval_from_texts_with_the_zoo_tokenizer():
-    tok = AutoTokenizer.from_pretrained(Path(specdec_lab.__file__).parent / "zoo" / "models" / "tokenizer")
+    tok = AutoTokenizer.from_pretrained(Path(specdec_lab.__file__).parent / "models" / "zoo" / "models" / "tokenizer")
     text = "the cat sat on the mat and the dog sat on the rug"
     drafter = RetrievalDrafter.from_texts(text, tok)
     tokens = tok(text, add_special_tokens=False)["input_ids"]

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-from specdec_lab.loading import ZOO_DIR
+from specdec_lab.models.loading import ZOO_DIR
 from project_scripts import load_script
 
 nbformat = pytest.importorskip("nbformat")
@@ -41,6 +41,7 @@ def with_settings(nb, **values):
     return nb
 
 
+@pytest.mark.notebook
 def test_notebook_two_runs_on_another_local_pair(tmp_path):
     tokenizer = AutoTokenizer.from_pretrained(ZOO_DIR / "target")
     target = tiny_checkpoint(tmp_path / "tiny-target", 1, tokenizer)

@@ -10,15 +10,15 @@ import pytest
 import torch
 
 from specdec_lab import generate_speculative
-from specdec_lab.theory import residual
-from specdec_lab.trace import GenerationOutput, summarize
-from specdec_lab.tree_verifiers import TreeSpeculative
-from specdec_lab.viz.html import save_html
-from specdec_lab.viz.keyboard import KeyboardScope
+from specdec_lab.core.theory import residual
+from specdec_lab.core.trace import GenerationOutput, summarize
+from specdec_lab.verifiers.tree import TreeSpeculative
+from specdec_lab.lab.viz.html import save_html
+from specdec_lab.lab.viz.keyboard import KeyboardScope
 from specdec_lab.verifiers import GreedyMatch, TypicalAcceptance
-from specdec_lab.viz.player import StepPlayer
-from specdec_lab.viz.text import GLYPH
-from specdec_lab.viz.tree import tree_figure, tree_html
+from specdec_lab.lab.viz.player import StepPlayer
+from specdec_lab.lab.viz.text import GLYPH
+from specdec_lab.lab.viz.tree import tree_figure, tree_html
 
 from conftest import perturbed_copy, tiny_llama
 

@@ -8,15 +8,16 @@ import threading
 
 import pytest
 
-from specdec_lab import config, generate_autoregressive
-from specdec_lab.viz import playground as playground_module
-from specdec_lab.loading import load_model
+from specdec_lab import generate_autoregressive
+from specdec_lab.core import config
+from specdec_lab.lab.viz import playground as playground_module
+from specdec_lab.models.loading import load_model
 from specdec_lab.registry import DRAFTERS, VERIFIERS
-from specdec_lab.theory import speedup
-from specdec_lab.trace import GenerationOutput, StepRecord, summarize
-from specdec_lab.tree_shape import acceptance_by_rank, best_branching, rates, tree_nodes
-from specdec_lab.viz.keyboard import KeyboardScope
-from specdec_lab.viz.playground import SLIDER_MAX_GAMMA, Playground, Settings, metrics_html, summarize_run
+from specdec_lab.core.theory import speedup
+from specdec_lab.core.trace import GenerationOutput, StepRecord, summarize
+from specdec_lab.verifiers.tree_shape import acceptance_by_rank, best_branching, rates, tree_nodes
+from specdec_lab.lab.viz.keyboard import KeyboardScope
+from specdec_lab.lab.viz.playground import SLIDER_MAX_GAMMA, Playground, Settings, metrics_html, summarize_run
 
 PROMPT = "ROMEO.\nBut soft, what light"
 

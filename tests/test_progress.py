@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from specdec_lab.progress import finish
+from specdec_lab.core.progress import finish
 
 
 def test_finish_prints_the_final_state_of_a_notebook_bar(capsys):

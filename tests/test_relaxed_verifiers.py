@@ -16,10 +16,10 @@ import torch
 
 from specdec_lab import generate_autoregressive, generate_speculative
 from specdec_lab.drafters import Draft
-from specdec_lab.laws import first_token_law
-from specdec_lab.sampling import SamplingConfig, one_hot, probs_from_logits
-from specdec_lab.theory import total_variation
-from specdec_lab.registry import get_verifier
+from specdec_lab.verifiers.laws import first_token_law
+from specdec_lab.core.sampling import SamplingConfig, one_hot, probs_from_logits
+from specdec_lab.core.theory import total_variation
+from specdec_lab.verifiers import as_verifier
 from specdec_lab.verifiers import GreedyMatch, SpeculativeSampling, TopKMatch, TypicalAcceptance
 
 from conftest import perturbed_copy, random_prompts, tiny_llama
@@ -147,7 +147,7 @@ def test_bad_options_name_the_option(make, option):
 
 def test_registered_by_name_and_marked_lossy():
     for name, cls in (("typical", TypicalAcceptance), ("topk-tau", TopKMatch)):
-        rule = get_verifier(name)
+        rule = as_verifier(name)
         assert type(rule) is cls and rule == cls() and rule.name == name
         assert rule.lossless is False and cls.__doc__.startswith("LOSSY")
 

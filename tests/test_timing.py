@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from specdec_lab.timing import busy_warning, median_range, other_load, relative_spread
+from specdec_lab.bench.timing import busy_warning, median_range, other_load, relative_spread
 
 
 def test_median_range_and_spread():
@@ -26,8 +26,8 @@ def test_busy_warning_names_the_load_and_the_spread():
 
 def test_measure_repeats_interleaved_with_median_and_range(monkeypatch):
     """repeats=3: three speedups (one per repeat), their median as speed; counts are identical across repeats."""
-    from specdec_lab import compare
-    from specdec_lab.loading import load_model
+    from specdec_lab.bench import compare
+    from specdec_lab.models.loading import load_model
 
     target, tokenizer = load_model("zoo:target", "cpu")
     ids = tokenizer("ROMEO.\n")["input_ids"]
@@ -47,8 +47,8 @@ def test_measure_repeats_interleaved_with_median_and_range(monkeypatch):
 
 def test_several_methods_share_one_baseline_per_prompt_and_round(monkeypatch):
     """compare / measure_many: per round and prompt one autoregressive run, then every method right after it."""
-    from specdec_lab import compare
-    from specdec_lab.loading import load_model
+    from specdec_lab.bench import compare
+    from specdec_lab.models.loading import load_model
 
     target, tokenizer = load_model("zoo:target", "cpu")
     ids = [tokenizer(t)["input_ids"] for t in ("ROMEO.\n", "HAMLET.\n")]

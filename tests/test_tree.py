@@ -12,11 +12,11 @@ from specdec_lab import generate_autoregressive, generate_speculative
 from specdec_lab.drafters import DraftTree, ModelDrafter
 from specdec_lab.drafters.dynamic import HeuristicGamma
 from specdec_lab.drafters.medusa import MedusaDrafter
-from specdec_lab.models import CachedLM
-from specdec_lab.sampling import SamplingConfig
-from specdec_lab.tree import ancestor_mask, depths, path_to
-from specdec_lab.tree_verifiers import TreeGreedy, TreeSpeculative
-from specdec_lab.zoo.heads import MedusaHeads
+from specdec_lab.core.lm import CachedLM
+from specdec_lab.core.sampling import SamplingConfig
+from specdec_lab.core.tree import ancestor_mask, depths, path_to
+from specdec_lab.verifiers.tree import TreeGreedy, TreeSpeculative
+from specdec_lab.models.zoo.heads import MedusaHeads
 
 from conftest import BUILDERS, perturbed_copy, random_prompts, tiny_llama
 from test_distribution import chi_square_pvalue
@@ -55,7 +55,7 @@ def test_one_tree_forward_equals_a_forward_per_path(arch):
 class OracleTree:
     """Test drafter: the target's true greedy continuation hidden as the SECOND branch, decoys around it."""
 
-    name, may_abstain, vocab_size = "oracle-tree", False, None
+    name, may_abstain, vocab_size, branches = "oracle-tree", False, None, True
 
     def __init__(self, target):
         self.target = target
@@ -71,7 +71,7 @@ class OracleTree:
         parents = [-1] + [-1] + list(range(1, depth)) + [0] + list(range(depth + 1, 2 * depth - 1))
         return DraftTree(torch.tensor(tokens), torch.tensor(parents))
 
-    def observe(self, n_accepted, n_drafted):
+    def observe(self, verdict, hidden=None):
         pass
 
 
@@ -141,6 +141,7 @@ class NoResidual(TreeSpeculative):
         return kept, a, u, dist
 
 
+@pytest.mark.stat
 def test_multi_candidate_speculative_sampling_emits_the_target_law():
     p_root = torch.tensor([0.5, 0.3, 0.15, 0.05])
     q = torch.tensor([0.1, 0.2, 0.3, 0.4])  # a poor drafter: most drafts are rejected
@@ -151,6 +152,7 @@ def test_multi_candidate_speculative_sampling_emits_the_target_law():
     assert chisquare(bad, p_root * n).pvalue < 1e-6  # the test has the power to catch a wrong rule
 
 
+@pytest.mark.stat
 def test_tree_speculative_through_the_loop_has_the_target_law():
     target = tiny_llama(layers=1, seed=0, vocab=5, hidden=16, init=0.5)
     drafter = ModelDrafter(tiny_llama(layers=1, seed=7, vocab=5, hidden=16, init=0.5))

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from specdec_lab import build_drafter, generate_speculative
-from specdec_lab.loading import load_model
-from specdec_lab.tree_shape import acceptance_by_rank, best_branching, predicted_tau, rates, tree_nodes
-from specdec_lab.tree_verifiers import TreeGreedy
+from specdec_lab.models.loading import load_model
+from specdec_lab.verifiers.tree_shape import acceptance_by_rank, best_branching, predicted_tau, rates, tree_nodes
+from specdec_lab.verifiers.tree import TreeGreedy
 
 
 def test_tree_nodes_and_hand_worked_tau():

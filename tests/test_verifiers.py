@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from specdec_lab.drafters import Draft
-from specdec_lab.sampling import SamplingConfig, one_hot, probs_from_logits
+from specdec_lab.core.sampling import SamplingConfig, one_hot, probs_from_logits
 from specdec_lab.verifiers import GreedyMatch, SpeculativeSampling
 
 

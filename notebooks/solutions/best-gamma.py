@@ -1,5 +1,5 @@
 # Exercise "best-gamma": fill in the body, then run the check below.
-from specdec_lab.theory import speedup
+from specdec_lab.core.theory import speedup
 
 
 def best_draft_length(alpha: float, c: float, max_gamma: int) -> int:

@@ -1,5 +1,5 @@
 # Exercise "bug-hunt": fill in the body, then run the check below.
-from specdec_lab.laws import law_distance
+from specdec_lab.verifiers.laws import law_distance
 
 
 def changes_the_law(lab, verifier) -> bool:

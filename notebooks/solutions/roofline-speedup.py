@@ -1,6 +1,6 @@
 # Exercise "roofline-speedup": fill in the body, then run the check below.
-from specdec_lab.costmodel import forward_time
-from specdec_lab.theory import expected_tokens_per_step
+from specdec_lab.bench.costmodel import forward_time
+from specdec_lab.core.theory import expected_tokens_per_step
 
 
 def speedup_on(alpha: float, gamma: int, target, drafter, hw, context: int) -> float:

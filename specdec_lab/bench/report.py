@@ -10,7 +10,7 @@ from pathlib import Path
 
 import plotly.graph_objects as go
 
-from ..metrics import AR
+from .metrics import AR
 
 COLUMNS = [("task", "task"), ("method", "method"), ("speedup", "speedup ×"), ("tokens_per_s", "tokens/s"),
            ("tau", "τ"), ("alpha", "α"), ("forwards_per_token", "target forwards/token"), ("predicted", "predicted ×"),

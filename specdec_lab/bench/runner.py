@@ -5,7 +5,7 @@ For each question, in one pass: our autoregressive baseline, each drafter × ver
 generation with a drafter model, and prompt lookup, all to the same number of new tokens
 (min_new_tokens = max_new_tokens), so every method sees the same machine state. The metrics
 (speedup, τ, α = accepted ÷ checked, per-position acceptance, c, v, the predictions) are
-defined once, in :mod:`specdec_lab.metrics`, and shared with ``compare`` and the playground.
+defined once, in :mod:`specdec_lab.bench.metrics`, and shared with ``compare`` and the playground.
 
 Every argument, method and question is checked before the first forward (a prompt too long for
 the context names its question), and ``on_progress`` receives the partial result after each
@@ -21,13 +21,13 @@ from typing import Callable
 import torch
 import transformers
 
-from ..checks import check_context, check_gamma, check_int, check_seed
+from ..core.checks import check_context, check_gamma, check_int, check_seed
 from ..decode import generate_autoregressive, generate_speculative
-from ..export import assistant_generation_config
-from ..metrics import AR, _trace_metrics, explain, label, measured_costs, median_records, predictions, summarize, trace_record
+from .export import assistant_generation_config
+from .metrics import AR, _trace_metrics, explain, label, measured_costs, median_records, predictions, summarize, trace_record
 from ..registry import DRAFTERS, VERIFIERS, build_drafter
-from ..sampling import SamplingConfig
-from ..trace import first_divergence
+from ..core.sampling import SamplingConfig
+from ..core.trace import first_divergence
 from .tasks import Question
 
 __all__ = ["AR", "HF_ASSISTED", "HF_GENERATE", "HF_LOOKUP", "all_methods", "check_methods", "check_settings",
@@ -161,7 +161,7 @@ def run_benchmark(target, tokenizer, questions: list[Question], methods: list[tu
     ``repeats``: every method runs this many times per question, interleaved (all methods, then all again); the
     summary uses each (question, method)'s median seconds.
     """
-    from ..progress import finish, progress_bar as tqdm
+    from ..core.progress import finish, progress_bar as tqdm
 
     methods = default_methods() if methods is None else [tuple(m) for m in methods]
     check_methods(methods)
@@ -250,8 +250,8 @@ def run_benchmark(target, tokenizer, questions: list[Question], methods: list[tu
 def forward_probe(target, ks=(1, 2, 4, 8, 16, 32, 64), context: int = 128) -> dict:
     """The forward-latency probe with the cost model beside it: measured t(k), the model fitted to it, and the
     unfitted table entry for a laptop CPU, so the report shows how far a spec-sheet roofline is from this device."""
-    from ..costmodel import HARDWARE, ModelShape, fit_hardware, forward_time
-    from ..probe import forward_latency
+    from .costmodel import HARDWARE, ModelShape, fit_hardware, forward_time
+    from .probe import forward_latency
 
     times = forward_latency(target, ks, context=context)
     shape = ModelShape.of(target)

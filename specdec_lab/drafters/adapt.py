@@ -1,4 +1,9 @@
-"""Anything a user may pass as a drafter -> a :class:`Drafter`: a causal LM, a Drafter, or a third party's object."""
+"""Anything a user may pass as a drafter -> a :class:`Drafter`: a causal LM, a Drafter, or a third party's object.
+
+This is the one place that asks an object what it can do with ``getattr``: a third party's drafter that subclasses
+nothing is read once here, in the contract's own vocabulary (the abilities and hooks of :class:`Drafter`), and the
+loop then sees a Drafter like any other.
+"""
 
 from __future__ import annotations
 
@@ -7,28 +12,28 @@ import torch
 from .base import Draft, Drafter, DraftTree
 from .small_model import ModelDrafter
 
+ABILITIES = ("name", "branches", "reads_hidden", "side_branch", "may_abstain", "vocab_size", "model", "lm")
+
 
 class DuckDrafter(Drafter):
-    """The one adapter for a drafter that subclasses nothing (a third party's, written to the first contract).
-
-    Its abilities are read once, here: ``propose_tree`` -> branches, ``observe_hidden`` -> reads_hidden,
-    ``lookahead_inputs`` / ``observe_lookahead`` -> side_branch; ``observe(n_accepted, n_drafted)`` gets the counts.
-    """
+    """A drafter that subclasses nothing but speaks the contract: its abilities are read once, missing hooks are no-ops."""
 
     def __init__(self, obj):
         self.obj = obj
-        self.name = getattr(obj, "name", type(obj).__name__)
-        self.branches = callable(getattr(obj, "propose_tree", None))
-        self.reads_hidden = callable(getattr(obj, "observe_hidden", None))
-        self.side_branch = callable(getattr(obj, "lookahead_inputs", None))
-        self.may_abstain = bool(getattr(obj, "may_abstain", False))
-        self.vocab_size = getattr(obj, "vocab_size", None)
-        self.model = getattr(obj, "model", None)
-        self.lm = getattr(obj, "lm", None)
+        for ability in ABILITIES:
+            setattr(self, ability, getattr(obj, ability, getattr(Drafter, ability)))
+        if self.name == Drafter.name:
+            self.name = type(obj).__name__
+        self._hooks = {h: getattr(obj, h) for h in ("reset", "propose_tree", "observe", "side_inputs", "observe_side")
+                       if callable(getattr(obj, h, None))}
+        if self.branches and "propose_tree" not in self._hooks:
+            raise TypeError(f"drafter {self.name!r} says it branches but has no propose_tree")
+        if self.side_branch and not {"side_inputs", "observe_side"} <= set(self._hooks):
+            raise TypeError(f"drafter {self.name!r} says it has a side branch but lacks side_inputs / observe_side")
 
     def reset(self) -> None:
-        if callable(getattr(self.obj, "reset", None)):
-            self.obj.reset()
+        if "reset" in self._hooks:
+            self._hooks["reset"]()
 
     def propose(self, ids, gamma, to_probs, generator) -> Draft:
         return self.obj.propose(ids, gamma, to_probs, generator)
@@ -36,20 +41,18 @@ class DuckDrafter(Drafter):
     def propose_tree(self, ids, branching, to_probs, generator) -> DraftTree:
         if not self.branches:
             return super().propose_tree(ids, branching, to_probs, generator)
-        return self.obj.propose_tree(ids, branching, to_probs, generator)
+        return self._hooks["propose_tree"](ids, branching, to_probs, generator)
 
     def observe(self, verdict, hidden=None) -> None:
-        if verdict is not None and callable(getattr(self.obj, "observe", None)):
-            self.obj.observe(verdict.n_accepted, verdict.n_drafted)
-        if hidden is not None and self.reads_hidden:
-            self.obj.observe_hidden(hidden)
+        if "observe" in self._hooks:
+            self._hooks["observe"](verdict, hidden)
 
     def side_inputs(self, ids):
-        return self.obj.lookahead_inputs(ids) if self.side_branch else None
+        return self._hooks["side_inputs"](ids) if self.side_branch else None
 
     def observe_side(self, logits, ids) -> None:
         if self.side_branch:
-            self.obj.observe_lookahead(logits, ids)
+            self._hooks["observe_side"](logits, ids)
 
 
 def as_drafter(drafter) -> Drafter:

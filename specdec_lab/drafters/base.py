@@ -21,61 +21,12 @@ A third party's object that subclasses nothing goes through ``adapt.DuckDrafter`
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable, ClassVar
+from typing import ClassVar
 
 import torch
 
-from ..sampling import accepted_prefix_len
-from ..tree import depths
-
-ToProbs = Callable[[torch.Tensor, int], torch.Tensor]  # ((T, V) logits, index of first row) -> (T, V)
-
-
-@dataclass
-class Draft:
-    """What a drafter proposes for one step."""
-
-    tokens: torch.Tensor  # (γ,) int64, the new tokens only
-    q: torch.Tensor | None = None  # (γ, V) the drafter's distributions, or None for a deterministic draft
-
-    def __len__(self) -> int:
-        return int(self.tokens.shape[0])
-
-    def truncated(self, n: int) -> "Draft":
-        return Draft(self.tokens[:n], None if self.q is None else self.q[:n])
-
-
-@dataclass
-class DraftTree:
-    """Several candidate continuations at once, as a tree rooted at the sequence's last token.
-
-    Node j holds token ``tokens[j]``; its parent is node ``parents[j]`` (−1: the root, i.e.
-    the last token of the sequence so far). Nodes are listed parents-first, so every path
-    from the root reads left to right. ``q[j]`` is the drafter distribution node j was drawn
-    from (the same row for siblings drawn i.i.d. at one parent); None means the children are
-    chosen deterministically (top-k, a lookup table), which verifiers treat as one-hot draws.
-    """
-
-    tokens: torch.Tensor  # (N,) int64
-    parents: torch.Tensor  # (N,) int64, parents[j] < j
-    q: torch.Tensor | None = None  # (N, V) or None
-
-    def __len__(self) -> int:
-        return int(self.tokens.shape[0])
-
-    def row_depths(self) -> torch.Tensor:
-        """(N+1,) for the rows of a verification forward [root, nodes]: 0 for the root, depth + 1 for a node.
-
-        Row r predicts the token r's depth places after the root, i.e. new token n_new + depth.
-        """
-        return depths(torch.cat([self.parents.new_full((1,), -1), self.parents + 1]))  # parents + 1: root-first index
-
-    @staticmethod
-    def chain(draft: "Draft") -> "DraftTree":
-        """A linear draft as a tree with one branch."""
-        n = len(draft)
-        return DraftTree(draft.tokens, torch.arange(-1, n - 1, device=draft.tokens.device), draft.q)
+from ..core.sampling import accepted_prefix_len
+from ..core.types import Draft, DraftTree, ToProbs
 
 
 class Drafter:

@@ -20,6 +20,7 @@ import torch
 
 from .adapt import as_drafter
 from .base import Draft, ToProbs, WrappedDrafter
+from ..core.validate import check_int
 
 
 class HeuristicGamma(WrappedDrafter):
@@ -74,7 +75,4 @@ class HeuristicGamma(WrappedDrafter):
 
 
 def _check_gamma(option: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{option} must be an int, got {value!r}")
-    if value < 1:
-        raise ValueError(f"{option} must be >= 1, got {value}")
+    check_int(option, value, 1)

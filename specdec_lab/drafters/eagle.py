@@ -25,8 +25,8 @@ from typing import ClassVar
 
 import torch
 
-from ..sampling import sample
-from ..tree import path_to
+from ..core.sampling import sample
+from ..core.tree import path_to
 from .draft_vocab import DraftVocabHead
 from .eagle_head import EagleHead
 from .base import Draft, Drafter, DraftTree, ToProbs, common_prefix_len

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from .small_model import ModelDrafter
+from ..core.validate import is_int
 
 
 def stacked_model(target, layers, norm: nn.Module | None = None, head: nn.Module | None = None):
@@ -54,7 +55,7 @@ def early_exit_model(target, exit_layer: int, adapter: nn.Module | None = None, 
     if len(layers) < 2:
         raise ValueError(f"early exit needs a target with at least 2 layers (the draft uses the first E < L of its "
                          f"L layers), but this target has {len(layers)}; use another drafter or a deeper target")
-    if isinstance(exit_layer, bool) or not isinstance(exit_layer, int) or not 1 <= exit_layer < len(layers):
+    if not is_int(exit_layer) or not 1 <= exit_layer < len(layers):
         raise ValueError(f"exit_layer must be between 1 and {len(layers) - 1} for this {len(layers)}-layer target, got {exit_layer!r}")
     return stacked_model(target, list(layers[:exit_layer]) + ([adapter] if adapter is not None else []), head=head)
 

@@ -52,12 +52,13 @@ import torch
 
 from .base import Draft, Drafter, DraftTree, ToProbs, merge_into_trie
 from .prompt_lookup import check_branching
+from ..core.validate import is_int
 
 INIT_SEED = 0  # the window's first guesses are prompt tokens drawn with this seed
 
 
 def _check_option(option: str, value, low: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+    if not is_int(value) or value < low:
         raise ValueError(f"{option} must be an int >= {low}, got {value!r}")
 
 

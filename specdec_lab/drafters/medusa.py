@@ -19,7 +19,7 @@ from typing import ClassVar
 
 import torch
 
-from ..sampling import sample
+from ..core.sampling import sample
 from .draft_vocab import DraftVocabHead
 from .medusa_heads import MedusaHeads
 from .base import Draft, Drafter, DraftTree, ToProbs

@@ -29,12 +29,13 @@ from typing import ClassVar
 import torch
 
 from .base import Draft, Drafter, DraftTree, ToProbs, merge_into_trie
+from ..core.validate import is_int
 
 
 def check_ngram_sizes(max_ngram, min_ngram) -> None:
     """n-gram sizes must be ints with 1 <= min_ngram <= max_ngram."""
     for option, value in (("max_ngram", max_ngram), ("min_ngram", min_ngram)):
-        if isinstance(value, bool) or not isinstance(value, int):
+        if not is_int(value):
             raise ValueError(f"{option} must be an int >= 1, got {value!r}")
         if value < 1:
             raise ValueError(f"{option} must be >= 1 (an n-gram size of {value} matches nothing), got {value}")
@@ -45,7 +46,7 @@ def check_ngram_sizes(max_ngram, min_ngram) -> None:
 def check_branching(branching) -> tuple[int, ...]:
     """A tree shape: a non-empty sequence of ints >= 1, children per node at each depth."""
     shape = tuple(branching)
-    if not shape or any(isinstance(b, bool) or not isinstance(b, int) or b < 1 for b in shape):
+    if not shape or any(not is_int(b) or b < 1 for b in shape):
         raise ValueError(f"branching must be a non-empty sequence of ints >= 1, got {branching!r}")
     return shape
 

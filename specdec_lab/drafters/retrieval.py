@@ -30,6 +30,7 @@ import torch
 
 from .base import Draft, Drafter, DraftTree, ToProbs
 from .prompt_lookup import check_branching, check_ngram_sizes
+from ..core.validate import is_int
 
 
 @dataclass
@@ -86,7 +87,7 @@ def as_documents(datastore_ids) -> list[list[int]]:
 
 
 def _is_token(t) -> bool:
-    return not isinstance(t, bool) and isinstance(t, int) and t >= 0
+    return is_int(t) and t >= 0
 
 
 class RetrievalDrafter(Drafter):
@@ -99,7 +100,7 @@ class RetrievalDrafter(Drafter):
     def __init__(self, datastore_ids, max_ngram: int = 4, min_ngram: int = 1, max_candidates: int = 64,
                  name: str | None = None):
         check_ngram_sizes(max_ngram, min_ngram)
-        if isinstance(max_candidates, bool) or not isinstance(max_candidates, int) or max_candidates < 1:
+        if not is_int(max_candidates) or max_candidates < 1:
             raise ValueError(f"max_candidates must be an int >= 1, got {max_candidates!r}")
         if name is not None:
             self.name = name

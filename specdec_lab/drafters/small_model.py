@@ -24,9 +24,10 @@ from typing import ClassVar
 
 import torch
 
-from ..models import CachedLM, check_causal_lm, check_same_tokenizer, vocab_size
-from ..sampling import sample
+from ..core.lm import CachedLM, check_causal_lm, check_same_tokenizer, vocab_size
+from ..core.sampling import sample
 from .base import Draft, Drafter, DraftTree, ToProbs, common_prefix_len
+from ..core.validate import is_number
 
 
 class ModelDrafter(Drafter):
@@ -39,7 +40,7 @@ class ModelDrafter(Drafter):
                  stop_below: float | None = None):
         check_causal_lm(model, role="drafter")
         if stop_below is not None:
-            if isinstance(stop_below, bool) or not isinstance(stop_below, (int, float)):
+            if not is_number(stop_below):
                 raise TypeError(f"stop_below must be a number in (0, 1) or None, got {stop_below!r}")
             if not 0.0 < stop_below < 1.0:
                 raise ValueError(f"stop_below must be in (0, 1) (or None: always draft γ tokens), got {stop_below}")

@@ -50,7 +50,7 @@ def pairs() -> list[tuple[str, str]]:
 
 def record_all() -> dict:
     from specdec_lab import build_drafter, generate_autoregressive, generate_speculative
-    from specdec_lab.loading import load_model
+    from specdec_lab.models.loading import load_model
 
     torch.set_num_threads(1)
     target, tokenizer = load_model("zoo:target", "cpu")

@@ -1,7 +1,10 @@
 """The exercises' three properties: blank as shipped, the solutions pass, known-wrong answers fail.
 
-The notebooks are run twice in CI: as shipped by nbval (each check cell's saved output says "not done yet", and
-nbval compares it), and here with the solutions injected (every check must print "correct").
+The notebooks are run as shipped by nbval (each check cell's saved output says "not done yet", and nbval compares
+it); here each notebook's exercise and check cells run with the solutions injected, in the notebook's own kernel and
+folder (every check must print "correct"). Those cells are self-contained (a test below checks that they read no name
+another cell defines), so running them alone is the same as running them after the rest of the notebook, whose run
+nbval already makes: the whole notebook twice took about 4 minutes of the suite's budget for nothing more.
 """
 
 from __future__ import annotations
@@ -181,16 +184,50 @@ def test_notebook_ships_its_exercise_blank(path):
         assert printed.startswith("not done yet") and "correct" not in printed
 
 
+def _free_names(source: str) -> set[str]:
+    """Names a piece of code reads but neither defines, imports nor gets from builtins."""
+    import builtins
+
+    tree = ast.parse(source)
+    used = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+    defined = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+    defined |= {n.name for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
+    defined |= {a.asname or a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))
+                for a in n.names}
+    defined |= {a.arg for n in ast.walk(tree) if isinstance(n, ast.arguments)
+                for a in n.posonlyargs + n.args + n.kwonlyargs + [x for x in (n.vararg, n.kwarg) if x]}
+    return {u for u in used - defined if not hasattr(builtins, u)}
+
+
+def _exercise_and_check(nb: dict) -> list[tuple[str, str, str]]:
+    """(name, exercise source, check source) of every exercise of a notebook (the check is the next cell)."""
+    return [(name, "".join(nb["cells"][i]["source"]), "".join(nb["cells"][i + 1]["source"]))
+            for i, name in notebook_tool.exercise_cells(nb)]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+def test_exercise_cells_are_self_contained(path):
+    """What makes running them alone equivalent: solved or blank, an exercise and its check read no other cell's name."""
+    for solved in (True, False):
+        nb = notebook_tool.with_exercises(json.loads(path.read_text(encoding="utf-8")), solved=solved)
+        for name, exercise, check_source in _exercise_and_check(nb):
+            assert not _free_names(exercise + "\n" + check_source), f"{path.name}: {name!r} reads {_free_names(exercise + chr(10) + check_source)}"
+    assert _free_names("y = x + 1") == {"x"}  # the analysis sees a free name
+
+
 @pytest.mark.notebook
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
 def test_notebook_with_its_solutions_passes_every_check(path):
-    """The whole notebook, run top to bottom with the solutions injected: every check prints "correct"."""
+    """The notebook's exercise and check cells, solutions injected, run in its kernel and folder: every check prints
+    "correct"."""
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
     nb = notebook_tool.with_exercises(json.loads(path.read_text(encoding="utf-8")), solved=True)
-    node = nbformat.reads(json.dumps(nb), as_version=4)
+    pairs = _exercise_and_check(nb)
+    cells = [nbformat.v4.new_code_cell(source) for _, exercise, check_source in pairs for source in (exercise, check_source)]
+    node = nbformat.v4.new_notebook(cells=cells, metadata=nb.get("metadata", {}))
     nbclient.NotebookClient(node, timeout=600, kernel_name="python3",
                             resources={"metadata": {"path": str(path.parent)}}).execute()
-    for index, name in notebook_tool.exercise_cells(nb):
-        printed = "".join(o.get("text", "") for o in node.cells[index + 1].outputs)
+    for k, (name, _, _) in enumerate(pairs):
+        printed = "".join(o.get("text", "") for o in node.cells[2 * k + 1].outputs)
         assert printed.startswith("correct:"), f"{path.name}: check {name!r} printed {printed!r}"

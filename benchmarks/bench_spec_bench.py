@@ -14,6 +14,9 @@ count), γ = 4. Per question, in one pass: our autoregressive loop, every drafte
 EAGLE's tree with tree-greedy), then transformers' ``generate`` (greedy), its prompt lookup
 (``prompt_lookup_num_tokens`` = γ and = 10), ``assistant_early_exit`` and ``assistant_model=`` our distilled drafter.
 Speedups are Spec-Bench's: the ratio of mean tokens/s to our autoregressive loop on the same questions.
+
+This script is the command line: it picks the questions, measures, and writes the Markdown section. Merging a run
+measured in parts (``--from-result``) and the speed goals are the library's, :mod:`specdec_lab.bench.spec_bench`.
 """
 
 from __future__ import annotations
@@ -30,15 +33,16 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from specdec_lab.bench.report import write_report, write_section  # noqa: E402
-from specdec_lab.bench.runner import AR, HF_ASSISTED, HF_GENERATE, HF_LOOKUP, run_benchmark  # noqa: E402
+from specdec_lab.bench.runner import HF_LOOKUP, BenchSettings, run_benchmark  # noqa: E402
+from specdec_lab.bench.spec_bench import (  # noqa: E402  (merge_results, goals: also this script's, for notebook 08)
+    GOAL_OVER_AR, GOAL_OVER_TRANSFORMERS, GOAL_WORST_TASK, TASKS, goals, merge_results, step_cost,
+)
 from specdec_lab.bench.tasks import MT_BENCH, Question  # noqa: E402
 from specdec_lab.models.loading import load_model  # noqa: E402
-from specdec_lab.bench.metrics import median_records, summarize  # noqa: E402
 from specdec_lab.registry import build_drafter  # noqa: E402
 from specdec_lab.models.smollm2 import chat_ids  # noqa: E402
 
 QUESTIONS = HERE.parent.parent / "shared" / "data" / "spec_bench" / "question.jsonl"
-TASKS = ["multi-turn", "translation", "summarization", "qa", "math_reasoning", "rag"]
 MT_ORDER = ["writing", "roleplay", "reasoning", "math", "coding", "extraction", "stem", "humanities"]
 LOSSLESS_OURS = [("eagle", "greedy"), ("eagle", "tree-greedy"), ("medusa", "greedy"), ("distilled", "greedy"),
                  ("early-exit", "greedy"), ("prompt-lookup", "greedy"), ("lookahead", "greedy"), ("retrieval", "greedy")]
@@ -113,10 +117,11 @@ def main(argv=None) -> dict:
     args.out.mkdir(parents=True, exist_ok=True)
     costs = verify_costs(target, args.device)
     print("forward cost t(k)/t(1):", json.dumps(costs), flush=True)
-    result = run_benchmark(target, tokenizer, questions, methods, gamma=args.gamma, max_new_tokens=args.new_tokens,
-                           temperature=0.0, hf_drafter=distilled, hf_extra=hf_extra, repeats=args.repeats,
-                           hf_baselines=hf_baselines, header_extra={"command": command, "processor_flags": _cpu_flags(), "skip": args.skip,
-                                                                    "verify_cost": costs},
+    settings = BenchSettings(gamma=args.gamma, max_new_tokens=args.new_tokens, temperature=0.0, repeats=args.repeats,
+                             hf_baselines=hf_baselines, hf_extra=hf_extra,
+                             header_extra={"command": command, "processor_flags": _cpu_flags(), "skip": args.skip,
+                                           "verify_cost": costs})
+    result = run_benchmark(target, tokenizer, questions, methods, settings=settings, hf_drafter=distilled,
                            prompt_ids=lambda text: chat_ids(tokenizer, text),
                            on_progress=lambda partial: write_report(partial, args.out))
     write_report(result, args.out)
@@ -149,47 +154,8 @@ def _cpu_flags() -> str:
     return " ".join(f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile") if f in flags) or "none of avx2/avx512/amx"
 
 
-def merge_results(results: list[dict]) -> dict:
-    """One result from several runs of the same methods on different questions (a run and its resumption with --skip):
-    records concatenated, the summary recomputed from them (medians of each question's repeats)."""
-    if len(results) == 1:
-        return results[0]
-    first = results[0]
-    if any(r["methods"] != first["methods"] for r in results):
-        raise ValueError("these results measured different methods; they cannot be merged")
-    records = [rec for r in results for rec in r["records"]]
-    done = sum(r["questions_done"] for r in results)
-    asked = {(rec["task"], rec["question_id"]) for rec in records}
-    if len(asked) != done:
-        raise ValueError(f"these runs overlap: {done} questions reported, {len(asked)} distinct; merge disjoint runs")
-    header = dict(first["header"]) | {
-        "repeats": " + ".join(f"{r['header'].get('repeats', 1)} ({r['questions_done']} questions)" for r in results),
-        "command": " ; ".join(r["header"].get("command", "?") for r in results),
-        "questions": max(r["header"]["questions"] + (r["header"].get("skip") or 0) for r in results)}
-    return {"header": header, "methods": first["methods"], "records": records, "complete": done == header["questions"],
-            "questions_done": done,
-            "summary": summarize(median_records(records), first["methods"], header["gamma"])}
-
-
-def goals(result: dict) -> dict:
-    """The issue's speed goals, computed: the best of our lossless drafters overall, its ratio to the best of transformers'
-    speculative methods in the same run (its plain ``generate`` is the autoregressive baseline, shown beside ours), and
-    its worst task."""
-    rows = {(r["task"], r["method"]): r for r in result["summary"]}
-    ours = [m for m in result["methods"] if m != AR and not m.startswith("transformers") and ("all", m) in rows]
-    hf = [m for m in result["methods"] if m.startswith("transformers") and m != HF_GENERATE and ("all", m) in rows]
-    best = max(ours, key=lambda m: rows["all", m]["speedup"])
-    best_hf = max(hf, key=lambda m: rows["all", m]["speedup"]) if hf else None
-    tasks = [t for t in TASKS if (t, best) in rows]
-    worst = min(tasks, key=lambda t: rows[t, best]["speedup"])
-    return {"best": best, "speedup": rows["all", best]["speedup"], "best_hf": best_hf,
-            "hf_speedup": rows["all", best_hf]["speedup"] if best_hf else None,
-            "over_hf": rows["all", best]["speedup"] / rows["all", best_hf]["speedup"] if best_hf else None,
-            "worst_task": worst, "worst_speedup": rows[worst, best]["speedup"], "alpha": rows["all", best].get("alpha"),
-            "tau": rows["all", best].get("tau"), "c": rows["all", best].get("c"), "v": rows["all", best].get("v")}
-
-
 def catalogue_section(result: dict) -> str:
+    """The Markdown section of docs/catalogue.md for ``result``: settings, t(k), the goals' verdict and the tables."""
     h, g = result["header"], goals(result)
     cost = h.get("verify_cost", {})
     cost_lines = [f"| {dtype} | " + " | ".join(f"{v['ms'][k]:.1f} ms ({v['ratio'][k]:.2f}×)" for k in v["ms"]) + " |"
@@ -202,11 +168,12 @@ def catalogue_section(result: dict) -> str:
     verdict = (f"A side run of the few methods below, not a judgement of the goals (the full run is that). "
                f"Here {g['best']} ran at {g['speedup']:.2f}× and {g['best_hf']} at {g['hf_speedup']:.2f}× our "
                f"autoregressive loop." if side_run else
-               f"Best lossless drafter: **{g['best']}**, {g['speedup']:.2f}× over our autoregressive loop (goal ≥ 1.8×), "
-               f"{g['over_hf']:.2f}× the best transformers method ({g['best_hf']}, {g['hf_speedup']:.2f}×; goal ≥ 1.3×), "
-               f"worst task {g['worst_task']} at {g['worst_speedup']:.2f}× (goal > 1.0×). "
+               f"Best lossless drafter: **{g['best']}**, {g['speedup']:.2f}× over our autoregressive loop "
+               f"(goal ≥ {GOAL_OVER_AR}×), {g['over_hf']:.2f}× the best transformers method ({g['best_hf']}, "
+               f"{g['hf_speedup']:.2f}×; goal ≥ {GOAL_OVER_TRANSFORMERS}×), worst task {g['worst_task']} at "
+               f"{g['worst_speedup']:.2f}× (goal > {GOAL_WORST_TASK}×). "
                f"Its α = {g['alpha']:.2f}, τ = {g['tau']:.2f}, c = {g['c']:.3f}, v = {g['v']:.2f}: each step costs "
-               f"γc + v = {4 * g['c'] + g['v']:.2f} forwards and yields τ tokens.")
+               f"γc + v = {step_cost(h['gamma'], g['c'], g['v']):.2f} forwards and yields τ tokens.")
     return "\n".join([
         f"## {title}", "",
         f"`{h.get('command', 'python benchmarks/bench_spec_bench.py')}`", "",

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import ast
+import dataclasses
 import json
 import math
 from pathlib import Path
 
 import pytest
+import torch
 
 import specdec_lab
 from specdec_lab import cli
 from specdec_lab.bench import metrics
 from specdec_lab.models import loading
 from specdec_lab.bench import (
-    MINIBENCH, all_methods, default_methods, parse_methods, read_questions, run_benchmark, to_markdown, write_report,
+    MINIBENCH, BenchSettings, all_methods, default_methods, parse_methods, read_questions, run_benchmark, to_markdown,
+    write_report,
 )
 from specdec_lab.bench import runner
 from specdec_lab.bench.runner import AR, HF_ASSISTED, HF_GENERATE, HF_LOOKUP, forward_probe, summarize
@@ -341,3 +344,65 @@ def test_a_run_that_fails_midway_names_the_question_and_keeps_the_ones_before(zo
     assert line.startswith("error: the drafter broke; while running prompt-lookup + greedy on question 'b' (task 'code'); "
                            "the 1 of 2 prompts measured so far are in ")
     assert [r["question_id"] for r in json.loads((out / "result.json").read_text())["records"]] == ["a", "a"]
+
+
+# -- the caller's objects are left alone; settings; small functions ---------------------------------------------------
+
+
+def test_run_benchmark_leaves_the_callers_models_and_global_random_state_as_they_were(zoo):
+    """transformers' assisted generation reads γ from the assistant's generation_config, and its sampling draws from
+    the global RNG: the run uses copies and a fork, so neither the models nor torch's random state change."""
+    target, tokenizer = zoo
+    drafter = load_model("zoo:drafter-small", "cpu")[0]
+    configs = target.generation_config.to_dict(), drafter.generation_config.to_dict()
+    torch.manual_seed(1234)
+    state = torch.get_rng_state()
+    result = run_benchmark(target, tokenizer, read_questions(per_task=1, tasks=["copy"]),
+                           [("medusa", "speculative"), ("prompt-lookup", "greedy")],  # medusa: heads built at random first
+                           gamma=3, max_new_tokens=4, temperature=0.7, hf_drafter=drafter, progress=False)
+    assert HF_ASSISTED in result["methods"] and all(rec["tokens"] == 4 for rec in result["records"])
+    assert target.generation_config.to_dict() == configs[0]
+    assert drafter.generation_config.to_dict() == configs[1]
+    assert torch.equal(torch.get_rng_state(), state)
+
+
+def test_transformers_assistant_gets_gamma_on_a_copy_of_its_generation_config(zoo):
+    drafter = load_model("zoo:drafter-small", "cpu")[0]
+    before = drafter.generation_config.to_dict()
+    runs = runner._hf_runs(BenchSettings(gamma=5), drafter)
+    assert list(runs) == [HF_GENERATE, HF_ASSISTED, HF_LOOKUP] and runs[HF_LOOKUP] == {"prompt_lookup_num_tokens": 5}
+    assistant = runs[HF_ASSISTED]["assistant_model"]
+    assert assistant is not drafter and assistant.generation_config is not drafter.generation_config
+    assert assistant.generation_config.num_assistant_tokens == 5
+    assert assistant.generation_config.num_assistant_tokens_schedule == "constant"
+    assert assistant.generation_config.assistant_confidence_threshold == 0.0
+    assert all(a is b for a, b in zip(assistant.parameters(), drafter.parameters()))  # the same weights, not a copy
+    assert drafter.generation_config.to_dict() == before
+
+
+def test_bench_settings_are_checked_when_made_and_keywords_override_them():
+    with pytest.raises(ValueError, match="gamma must be between 1 and 64"):
+        BenchSettings(gamma=0)
+    with pytest.raises(ValueError, match="repeats must be >= 1"):
+        BenchSettings(repeats=0)
+    with pytest.raises(ValueError, match="temperature must be >= 0"):
+        BenchSettings(temperature=-1.0)
+    base = BenchSettings(gamma=3, max_new_tokens=10, drafter_options=None)
+    assert base.drafter_options == {} and base.hf_extra == {} and base.header_extra == {}
+    assert runner._settings(base, {}) is base
+    assert runner._settings(base, {"seed": 7}) == BenchSettings(gamma=3, max_new_tokens=10, seed=7)
+    assert runner._settings(None, {"gamma": 2}) == BenchSettings(gamma=2)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'gama'"):
+        runner._settings(None, {"gama": 2})
+    with pytest.raises(TypeError, match="settings must be a BenchSettings"):
+        run_benchmark(None, None, [], settings={"gamma": 3})
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        base.gamma = 5
+
+
+def test_the_runners_functions_are_short():
+    """run_benchmark is split into functions with one job each: none longer than 40 lines."""
+    tree = ast.parse(Path(runner.__file__).read_text(encoding="utf-8"))
+    lengths = {node.name: node.end_lineno - node.lineno + 1 for node in ast.walk(tree)
+               if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))}
+    assert lengths["run_benchmark"] <= 40 and max(lengths.values()) <= 40, lengths

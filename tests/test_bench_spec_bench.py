@@ -7,7 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from specdec_lab.bench import runner, spec_bench
 from specdec_lab.bench.metrics import AR, median_records, summarize
+from specdec_lab.bench.spec_bench import (
+    GOAL_OVER_AR, GOAL_OVER_TRANSFORMERS, GOAL_WORST_TASK, TASKS, goals, merge_results, step_cost,
+)
 from project_scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,7 +28,7 @@ def test_questions_cover_six_task_types_round_robin(tmp_path):
     path = tmp_path / "question.jsonl"
     path.write_text("\n".join(lines))
     qs = bench.spec_bench_questions(path, 8)
-    assert len(qs) == 48 and [q.task for q in qs[:6]] == bench.TASKS  # round-robin: a partial run covers every type
+    assert len(qs) == 48 and [q.task for q in qs[:6]] == TASKS  # round-robin: a partial run covers every type
     multi = [q.prompt.split()[0] for q in qs if q.task == "multi-turn"]
     assert multi == bench.MT_ORDER  # one per MT-bench category
     assert all(q.prompt.split()[0] == q.task for q in qs if q.task != "multi-turn")
@@ -59,7 +63,7 @@ def test_goals_pick_the_best_lossless_drafter_and_compare_with_transformers():
                     {"task": task, "method": "transformers generate", "speedup": 1.3}]  # the AR baseline, not a rival method
     result = {"summary": summary, "methods": [AR, "eagle + greedy", "prompt-lookup + greedy", "transformers prompt lookup",
                                               "transformers generate"]}
-    g = bench.goals(result)
+    g = goals(result)
     assert g["best"] == "eagle + greedy" and g["best_hf"] == "transformers prompt lookup"
     assert g["over_hf"] == pytest.approx(1.2 / 1.1) and g["worst_task"] == "rag" and g["worst_speedup"] == 0.9
 
@@ -71,15 +75,47 @@ def test_a_run_and_its_resumption_merge_into_one_summary():
         return {"header": header, "methods": [AR, "m"], "records": records, "questions_done": len(qids),
                 "summary": summarize(records, [AR, "m"], 4)}
 
-    merged = bench.merge_results([result([1, 2], 2, 0), result([3], 1, 2)])
+    merged = merge_results([result([1, 2], 2, 0), result([3], 1, 2)])
     assert merged["questions_done"] == 3 and merged["header"]["questions"] == 4 and not merged["complete"]
     row = next(r for r in merged["summary"] if r["task"] == "all" and r["method"] == "m")
     assert row["prompts"] == 3 and row["speedup"] == pytest.approx(2.0)
-    whole = bench.merge_results([merged, result([4], 1, 3)])
+    whole = merge_results([merged, result([4], 1, 3)])
     assert whole["questions_done"] == 4 and whole["complete"]  # every question measured: no PARTIAL label
     with pytest.raises(ValueError, match="overlap"):
-        bench.merge_results([merged, result([3], 1, 2)])
+        merge_results([merged, result([3], 1, 2)])
     other = result([4], 1, 3)
     other["methods"] = [AR]
     with pytest.raises(ValueError, match="different methods"):
-        bench.merge_results([merged, other])
+        merge_results([merged, other])
+
+
+def test_the_script_uses_the_librarys_merge_and_goals():
+    """The script is a thin command line: the merge and the goals are the library's (notebook 08 reaches them through
+    the script, so it keeps the names)."""
+    assert bench.merge_results is merge_results and bench.goals is goals and bench.TASKS is TASKS
+    assert (GOAL_OVER_AR, GOAL_OVER_TRANSFORMERS, GOAL_WORST_TASK) == (1.8, 1.3, 1.0)
+    assert spec_bench.HF_BASELINE == runner.HF_GENERATE  # transformers' plain generate: a baseline, not a rival method
+    assert all(m.startswith(spec_bench.HF_PREFIX) for m in (runner.HF_GENERATE, runner.HF_ASSISTED, runner.HF_LOOKUP))
+
+
+def _measured(gamma: int) -> dict:
+    methods = [AR, "eagle + greedy", "transformers prompt lookup", "transformers generate"]
+    summary = []
+    for task in ("qa", "all"):
+        summary += [{"task": task, "method": AR, "speedup": 1.0},
+                    {"task": task, "method": "eagle + greedy", "speedup": 1.2, "alpha": 0.5, "tau": 2.0, "c": 0.05, "v": 1.5},
+                    {"task": task, "method": "transformers prompt lookup", "speedup": 1.1},
+                    {"task": task, "method": "transformers generate", "speedup": 1.3}]
+    header = {"gamma": gamma, "command": f"python benchmarks/bench_spec_bench.py --gamma {gamma}", "dtype": "bfloat16",
+              "questions": 1, "tasks": ["qa"], "max_new_tokens": 8, "threads": 2, "processor": "x86_64", "torch": "2",
+              "transformers": "5", "repeats": 1}
+    return {"header": header, "methods": methods, "summary": summary, "records": [], "complete": True, "questions_done": 1}
+
+
+@pytest.mark.parametrize("gamma, cost", [(4, "1.70"), (6, "1.80"), (1, "1.55")])
+def test_the_step_cost_uses_the_runs_gamma(gamma, cost):
+    """γc + v with the run's γ (--gamma), not a fixed 4: c = 0.05, v = 1.5."""
+    assert step_cost(gamma, 0.05, 1.5) == pytest.approx(float(cost))
+    section = bench.catalogue_section(_measured(gamma))
+    assert f"γ = {gamma}," in section and f"each step costs γc + v = {cost} forwards" in section
+    assert "(goal ≥ 1.8×)" in section and "goal ≥ 1.3×)" in section and "(goal > 1.0×)" in section

@@ -5,8 +5,8 @@
 """
 
 from .report import check_out_folder, to_html, to_markdown, write_report
-from .runner import all_methods, default_methods, parse_methods, run_benchmark
+from .runner import BenchSettings, all_methods, default_methods, parse_methods, run_benchmark
 from .tasks import MINIBENCH, Question, read_questions
 
-__all__ = ["MINIBENCH", "Question", "all_methods", "check_out_folder", "default_methods", "parse_methods", "read_questions",
-           "run_benchmark", "to_html", "to_markdown", "write_report"]
+__all__ = ["MINIBENCH", "BenchSettings", "Question", "all_methods", "check_out_folder", "default_methods", "parse_methods",
+           "read_questions", "run_benchmark", "to_html", "to_markdown", "write_report"]

@@ -22,11 +22,18 @@ import ast
 import gettext
 import json
 import random
+import struct
 import sysconfig
+import warnings
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 PROMPTS = HERE / "prompts.json"
+# What reading a broken .mo file raises (gettext.GNUTranslations._parse): OSError (unreadable; bad magic number,
+# version or offsets), struct.error (truncated header), ValueError (UnicodeDecodeError on bytes not in the declared
+# charset; a malformed plural-forms expression), LookupError (an unknown charset; IndexError on a header line
+# without "charset=" or "plural=").
+BAD_CATALOGUE = (OSError, struct.error, ValueError, LookupError)
 
 TOPICS = ["renewable energy", "the history of printing", "coral reefs", "volcanoes", "the Roman Empire", "jazz music",
           "machine learning", "bees and pollination", "the water cycle", "ancient Egypt", "chess strategy", "urban gardening",
@@ -90,8 +97,10 @@ def _german(limit: int) -> list[str]:
     seen, out = set(), []
     for mo in sorted(Path("/usr/share/locale/de/LC_MESSAGES").glob("*.mo")):
         try:
-            catalog = gettext.GNUTranslations(mo.open("rb"))._catalog
-        except Exception:
+            with mo.open("rb") as fp:
+                catalog = gettext.GNUTranslations(fp)._catalog
+        except BAD_CATALOGUE as e:  # one unreadable or malformed catalogue: skip it, say so
+            warnings.warn(f"skipping {mo}: {type(e).__name__}: {e}", stacklevel=2)
             continue
         for value in catalog.values():
             text = " ".join(str(value).split()) if isinstance(value, str) else ""

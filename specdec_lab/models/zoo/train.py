@@ -40,6 +40,7 @@ from ...core.progress import finish
 from .corpus import build_corpus, cache_dir
 from .eagle import EagleConfig, EagleHead, eagle_loss
 from ...drafters.medusa_heads import MedusaHeads
+from ..schedule import cosine_lr
 from .tokenizer import corpus_files, load_tokenizer, save_tokenizer, train_tokenizer
 
 SEED = 0
@@ -115,11 +116,12 @@ def windows(data: dict[str, torch.Tensor], batch: int, seq_len: int, g: torch.Ge
 
 
 def lr_at(step: int, stage: Stage, steps: int) -> float:
+    """Linear warm-up over the first 5% of steps, then ``cosine_lr`` from stage.lr down to 10% of it."""
     warmup = max(steps // 20, 1)
     if step < warmup:
         return stage.lr * (step + 1) / warmup
     progress = (step - warmup) / max(steps - warmup, 1)
-    return stage.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+    return cosine_lr(stage.lr, progress)
 
 
 def on_policy_mix(data: dict[str, torch.Tensor], continuations: torch.Tensor, share: float):

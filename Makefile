@@ -2,7 +2,8 @@
 #   make lab    set everything up, then open the workbook in JupyterLab
 #   make test   set everything up, then run every test (pytest, notebooks through nbval, JupyterLab in Chromium)
 # For a developer's edit loop:
-#   make check  the fast tier (no notebook, browser or Monte-Carlo test; about 3 min on 2 cores)
+#   make check  the fast tier: no notebook, browser or Monte-Carlo test, on two workers with one torch thread each
+#               (<= 3 min on 2 idle cores: benchmarks/measured/test_suite_times.json)
 PYTHON ?= python3
 VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
@@ -34,7 +35,7 @@ test: setup chromium
 	$(BIN)/python -m pytest -q
 
 check: setup
-	$(BIN)/python -m pytest -q -m "not notebook and not browser and not stat" tests
+	$(BIN)/python -m pytest -q -n 2 --dist worksteal -m "not notebook and not browser and not stat" tests
 
 bench: setup
 	$(BIN)/python benchmarks/bench_engine.py

@@ -27,7 +27,7 @@ from provenance import provenance
 
 ROOT = Path(__file__).resolve().parents[1]
 TIERS = {  # the same selection as the Makefile's targets
-    "check": ["-m", "not notebook and not browser and not stat", "tests"],
+    "check": ["-n", "2", "--dist", "worksteal", "-m", "not notebook and not browser and not stat", "tests"],
     "test": [],
 }
 BUDGET_S = {"check": 180, "test": 900}

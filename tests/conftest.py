@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
 
 VOCAB = 96
+
+if os.environ.get("PYTEST_XDIST_WORKER"):  # make check's workers, one per core: one torch thread each (two threads
+    torch.set_num_threads(1)  # on cores that are both busy ran 10-70x slower; one thread degrades gracefully)
 
 
 def tiny_llama(layers: int = 2, seed: int = 0, vocab: int = VOCAB, hidden: int = 32, context: int = 256, init: float = 0.2):

@@ -61,7 +61,7 @@ def main() -> None:
         if pg.error:
             raise SystemExit(f"update {attr}={value!r} failed: {pg.error}")
         (fresh if attr == "temperature" else reuse).append(elapsed)
-    pg._baselines.clear()  # temperature updates after the first cycle hit the cache; measure cold baselines too
+    pg.baselines.clear()  # temperature updates after the first cycle hit the cache; measure cold baselines too
     for value in (0.5, 0.0):
         t0 = time.perf_counter()
         pg.temperature.value = value

@@ -52,9 +52,10 @@ def run(tier: str, capability: str) -> dict:
                           capture_output=True, text=True)
     seconds = time.perf_counter() - start
     lines = [line for line in done.stdout.splitlines() if re.search(r"\d+ (passed|failed)", line)]
+    failed = re.findall(r"^_{3,} (.+?) _{3,}$", done.stdout, flags=re.M)  # the failing tests' headers, if any
     return {"tier": tier, "capability": capability, "seconds": round(seconds, 1), "minutes": round(seconds / 60, 2),
             "budget_s": BUDGET_S[tier], "within_budget": seconds <= BUDGET_S[tier], "exit_code": done.returncode,
-            "pytest_summary": lines[-1].strip("= ") if lines else done.stdout[-500:]}
+            "pytest_summary": lines[-1].strip("= ") if lines else done.stdout[-500:], "failed": failed}
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import re
 import threading
+from dataclasses import replace
 
 import pytest
 
@@ -16,8 +17,11 @@ from specdec_lab.registry import DRAFTERS, VERIFIERS
 from specdec_lab.core.theory import speedup
 from specdec_lab.core.trace import GenerationOutput, StepRecord, summarize
 from specdec_lab.verifiers.tree_shape import acceptance_by_rank, best_branching, rates, tree_nodes
+from specdec_lab.lab.viz.baseline_cache import BaselineCache, baseline_key
 from specdec_lab.lab.viz.keyboard import KeyboardScope
+from specdec_lab.lab.viz.latest_worker import LatestWorker, Superseded
 from specdec_lab.lab.viz.playground import SLIDER_MAX_GAMMA, Playground, Settings, metrics_html, summarize_run
+from specdec_lab.lab.viz.tree_policy import TreeChoice, TreePolicy
 
 PROMPT = "ROMEO.\nBut soft, what light"
 
@@ -58,6 +62,7 @@ def test_sliders_rerun_and_greedy_output_is_the_targets(zoo):
     pg.gamma.value = 6
     assert [r.settings.gamma for r in pg.runs] == [4, 2, 6] and pg.renders == 3
     assert sorted(x for t in markers(pg.figure) for x in t.x) == [2, 4, 6]
+    assert len(pg.baselines) == 1  # γ changes reuse the baseline
     target, tokenizer = zoo
     alone = generate_autoregressive(target, tokenizer(PROMPT)["input_ids"], max_new_tokens=16)
     assert pg.last_output.token_ids == alone.token_ids  # temperature 0: the speculative output is the target's
@@ -68,6 +73,7 @@ def test_sliders_rerun_and_greedy_output_is_the_targets(zoo):
     assert (s.temperature, s.top_p) == (0.7, 0.9) and pg.last_output.settings["top_p"] == 0.9
     pg.top_p.value = 1.0
     assert pg.last_output.settings["top_p"] is None  # 1.0 means no filter
+    assert len(pg.baselines) == 3  # (T 0, top-p 1), (T 0.7, top-p 1), (T 0.7, top-p 0.9); the last run reused the second
 
 
 def test_controls_list_every_registry_method_and_do_not_update_while_dragging(zoo):
@@ -105,12 +111,14 @@ def test_tree_budget_chooses_a_shape_from_the_acceptance_measured_so_far(zoo):
     pg = playground(zoo, run_now=False, drafter="distilled", gamma=3)
     pg.verifier.value = "tree-greedy"  # the first tree run: the default shape, and the first counts
     assert pg.tree_choice is None and pg.error is None
+    first = pg.last_output
     pg.tree_budget.value = 6
     branching, predicted = pg.tree_choice
     assert tree_nodes(branching) <= 6 and len(branching) <= 3
     steps = [s for s in pg.last_output.steps if s.tree is not None and s.tree["tokens"]]
     assert max(len(s.tree["tokens"]) for s in steps) <= 6
-    assert best_branching(rates(acceptance_by_rank(pg._tree_runs[:1])), 6, max_depth=3) == (branching, predicted)
+    assert best_branching(rates(acceptance_by_rank([first])), 6, max_depth=3) == (branching, predicted)
+    assert pg.tree_policy.runs_recorded == 2
     assert f"tree shape {branching}" in pg.html and "predicted τ" in pg.html
     pg.verifier.value = "speculative"  # a linear verifier ignores the budget
     assert pg.tree_choice is None and pg.error is None
@@ -217,3 +225,123 @@ def test_the_slider_range_is_a_ui_choice_inside_the_engines_gamma_limit(zoo):
     for bad in (0, config.MAX_GAMMA + 1):
         with pytest.raises(ValueError, match="gamma must be between 1 and 64"):
             playground(zoo, run_now=False, gamma=bad)
+
+
+# -- the pieces the widget wires together ---------------------------------------------------------------------
+
+
+def test_the_baseline_cache_hits_for_equal_sampling_settings_and_misses_otherwise():
+    """γ, drafter, verifier and tree budget share one baseline; prompt, new tokens, T, top-p and seed each get one."""
+    calls = []
+
+    def measure(prompt_ids, **sampling):
+        calls.append((prompt_ids, sampling))
+        return f"baseline {len(calls)}"
+
+    cache = BaselineCache(measure)
+    base = Settings("x", "distilled", "speculative", 4, 0.0, 1.0, 16)
+    first = cache.get([1, 2, 3], base.sampling(seed=0))
+    assert first == "baseline 1"
+    assert calls == [([1, 2, 3], dict(max_new_tokens=16, temperature=0.0, top_p=None, seed=0))]
+    same_baseline = (replace(base, gamma=2), replace(base, drafter="medusa"),
+                     replace(base, verifier="tree-greedy", tree_budget=6))
+    for same in same_baseline:
+        assert cache.has((1, 2, 3), same.sampling(0)) and cache.get((1, 2, 3), same.sampling(0)) == first
+    assert len(calls) == 1 and len(cache) == 1
+    misses = [([1, 2, 4], base.sampling(0)), ([1, 2, 3], base.sampling(1))]
+    misses += [([1, 2, 3], replace(base, **change).sampling(0))
+               for change in (dict(temperature=0.7), dict(top_p=0.9), dict(max_new_tokens=32))]
+    for ids, sampling in misses:
+        assert not cache.has(ids, sampling)
+        cache.get(ids, sampling)
+        cache.get(ids, sampling)  # the second time: a hit
+    assert len(calls) == 1 + len(misses) == len(cache)
+    assert baseline_key([1], {"a": 1, "b": 2}) == baseline_key((1,), {"b": 2, "a": 1})  # argument order does not matter
+    cache.clear()
+    cache.get([1, 2, 3], base.sampling(0))
+    assert len(calls) == 2 + len(misses)
+
+
+def _tree_run(paths: list[tuple[list[int], list[int]]]) -> GenerationOutput:
+    """A made-up tree-verified run: one step per (parents, accepted path)."""
+    steps = []
+    for parents, path in paths:
+        step = _step(0.001, 0.001, 0, 0, len(path) + 1)
+        step.tree = {"tokens": list(range(len(parents))), "parents": parents, "path": path}
+        steps.append(step)
+    tokens = sum(len(path) + 1 for _, path in paths)
+    return GenerationOutput([1], [1] * tokens, steps, summarize(steps, 0.01, len(steps), 0), {})
+
+
+def test_the_tree_policy_picks_the_branching_the_optimiser_gives_for_the_recorded_acceptance():
+    policy = TreePolicy()
+    assert policy.choose(6, max_depth=3) is None  # nothing measured yet: the verifier's default shape
+    # root -> nodes 0, 1 (ranks 0, 1); node 0 -> 2, 3; node 1 -> 4; node 2 -> 5
+    parents = [-1, -1, 0, 0, 1, 2]
+    runs = [_tree_run([(parents, [0, 2, 5]), (parents, [1, 4]), (parents, [0, 3])]),
+            _tree_run([(parents, [0]), (parents, []), (parents, [1])])]
+    for run in runs:
+        policy.record(run)
+    assert policy.runs_recorded == 2
+    assert policy.counts == acceptance_by_rank(runs)  # the counts add up over runs
+    for budget, depth in ((1, 3), (3, 2), (6, 3), (12, 1)):
+        choice = policy.choose(budget, max_depth=depth)
+        assert isinstance(choice, TreeChoice)
+        assert choice == best_branching(rates(acceptance_by_rank(runs)), budget, max_depth=depth)
+        assert tree_nodes(choice.branching) <= budget and len(choice.branching) <= depth
+    assert policy.choose(0, max_depth=3) is None  # no budget: the default shape
+
+
+def test_the_worker_drops_a_waiting_request_and_the_result_of_a_superseded_run():
+    release, started = threading.Event(), threading.Event()
+    ran, shown, errors, queued, stale_when_done = [], [], [], [], {}
+
+    def run(request, stale):
+        ran.append(request)
+        if request in ("first", "failing"):
+            started.set()
+            release.wait(timeout=30)
+            stale_when_done[request] = stale()
+            if request == "failing":
+                raise ValueError("dropped: a newer request exists")
+        return f"result of {request}"
+
+    worker = LatestWorker(run, on_result=lambda r, result: shown.append(result), on_error=lambda r, e: errors.append(e),
+                          on_queued=queued.append)
+    worker.submit("first")
+    assert started.wait(timeout=30)
+    worker.submit("second")  # waits, then is superseded by "third" before it runs
+    worker.submit("third")
+    release.set()
+    worker.wait()
+    assert ran == ["first", "third"] and shown == ["result of third"] and not errors
+    assert stale_when_done == {"first": True} and queued == ["first", "second", "third"]
+
+    release.clear(), started.clear()
+    worker.submit("failing")
+    assert started.wait(timeout=30)
+    worker.submit("fourth")
+    release.set()
+    worker.wait()
+    assert stale_when_done["failing"] and not errors  # a superseded run's error is dropped too
+    assert shown[-1] == "result of fourth"
+
+
+def test_the_worker_in_the_foreground_reports_the_latest_outcome_and_skips_a_superseded_run():
+    events = []
+
+    def run(request, stale):
+        if request == "bad":
+            raise ValueError("bad request")
+        if request == "superseded":
+            raise Superseded
+        return request.upper()
+
+    worker = LatestWorker(run, on_result=lambda r, result: events.append(("result", result)),
+                          on_error=lambda r, e: events.append(("error", str(e))),
+                          on_queued=lambda r: events.append(("queued", r)), background=False)
+    for request in ("ok", "bad", "superseded"):
+        worker.submit(request)
+    worker.wait()  # nothing in flight: returns at once
+    assert events == [("queued", "ok"), ("result", "OK"), ("queued", "bad"), ("error", "bad request"),
+                      ("queued", "superseded")]

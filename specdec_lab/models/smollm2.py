@@ -131,6 +131,8 @@ def converted_folder(verbose: bool = True) -> Path:
         _convert(gguf, work)
         marker = {**_marker(gguf), "weights_bytes": (work / "model.safetensors").stat().st_size}
         (work / MARKER).write_text(json.dumps(marker, indent=1))
+        if cache_problem(folder, gguf) is None:  # another process (a second test worker) finished first: keep its
+            return folder  # folder, which it may be reading now, and drop ours (finally, below)
         if folder.exists():
             shutil.rmtree(folder)
         work.rename(folder)

@@ -72,6 +72,14 @@ def test_differences_catches_what_matters():
     assert differences(step, {"draft": [5, 7], "p": ["0.25"]})  # a missing field
 
 
+def test_tolerance_is_the_measured_drift_with_margin():
+    """REL_TOL comes from benchmarks/bench_cpu_drift.py's stored run, not from a guess: at least 5x the largest
+    drift between CPU kernels it measured (which changed no token or decision), and far below a changed rule's."""
+    drift = json.loads((Path(__file__).resolve().parents[1] / "benchmarks" / "measured" / "golden_cpu_drift.json").read_text())
+    assert drift["exact_differences"] == 0 and drift["traces"] == len(record.pairs()) * 4 + 4
+    assert 5 * drift["max_relative"] <= REL_TOL <= 1e-3
+
+
 def test_every_trace_identical(runs):
     expected, actual = runs
     actual = json.loads(json.dumps(actual, ensure_ascii=False))  # the same JSON round trip as the recording

@@ -16,7 +16,7 @@ from specdec_lab.verifiers.block import BlockVerification, block_residual
 from specdec_lab.drafters.base import Draft
 from specdec_lab.verifiers.laws import emitted_law, expected_accepted, law_distance, step_law, target_law
 from specdec_lab.registry import VERIFIERS, build_verifier
-from specdec_lab.core.sampling import one_hot
+from specdec_lab.core.sampling import SamplingConfig, one_hot, probs_from_logits
 from specdec_lab.verifiers import SpeculativeSampling
 
 from test_distribution import CONFIGS, chi_square_pvalue, models  # noqa: F401 - the shared tiny pair and its test
@@ -24,12 +24,17 @@ from test_distribution import CONFIGS, chi_square_pvalue, models  # noqa: F401 -
 V = 4
 
 
-def table(seed: int, sharpness: float = 1.5):
-    """A distribution for every prefix (a tuple of tokens), fixed by the seed and the prefix."""
+def table(seed: int, sharpness: float = 1.5, cfg: SamplingConfig | None = None):
+    """A distribution for every prefix (a tuple of tokens), fixed by the seed and the prefix. With ``cfg``, the logits
+    go through the loop's own rule (temperature, top-k, top-p: zeros in the rows), renormalised in float64."""
     @functools.lru_cache(maxsize=None)
     def dist(prefix: tuple[int, ...]) -> torch.Tensor:
         g = torch.Generator().manual_seed(hash((seed,) + prefix) % 2**31)
-        return torch.softmax(sharpness * torch.randn(V, generator=g, dtype=torch.float64), -1)
+        logits = sharpness * torch.randn(V, generator=g, dtype=torch.float64)
+        if cfg is None:
+            return torch.softmax(logits, -1)
+        row = probs_from_logits(logits[None], cfg)[0].double()  # the rule computes in float32
+        return row / row.sum()
     return dist
 
 

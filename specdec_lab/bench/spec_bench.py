@@ -2,7 +2,8 @@
 
 ``benchmarks/bench_spec_bench.py`` measures Spec-Bench's six task types with :func:`~specdec_lab.bench.runner.run_benchmark`;
 a full run takes hours, so it is often measured in parts (a run, then its resumption with ``--skip``), each saved as a
-``result.json``. These functions are pure (dicts in, dicts out, no model, no file):
+``result.json``. These functions are pure (dicts in, dicts out, no model, no file), but for :func:`measured_smollm2`,
+which reads the parts stored in ``benchmarks/measured``:
 
 * :func:`merge_results` joins the parts into one result: the records concatenated, each (question, method)'s repeats
   reduced to their median seconds and the summary recomputed (:func:`~specdec_lab.bench.metrics.median_records`,
@@ -12,13 +13,19 @@ a full run takes hours, so it is often measured in parts (a run, then its resump
 * :func:`goals` picks the best of our lossless drafters and compares it with the goals below: its speedup over our
   autoregressive loop, its ratio to the best of transformers' speculative methods in the same run, and its worst task.
 * :func:`step_cost` is the cost of one speculative step, in autoregressive forwards, for the run's γ.
+* :func:`step_view_on_smollm2` says whether SmolLM2's best trained drafter accepts enough for the step player (02)
+  and the playground (07) to default to it, with the measured α that decides.
 """
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 from .metrics import AR, median_records, summarize
 
-__all__ = ["GOAL_OVER_AR", "GOAL_OVER_TRANSFORMERS", "GOAL_WORST_TASK", "TASKS", "goals", "merge_results", "step_cost"]
+__all__ = ["GOAL_OVER_AR", "GOAL_OVER_TRANSFORMERS", "GOAL_WORST_TASK", "STEP_VIEW_ALPHA", "TASKS", "goals",
+           "measured_smollm2", "merge_results", "step_cost", "step_view_on_smollm2"]
 
 TASKS = ["multi-turn", "translation", "summarization", "qa", "math_reasoning", "rag"]
 """Spec-Bench's six task types, in the order of its tables."""
@@ -31,6 +38,11 @@ GOAL_OVER_TRANSFORMERS = 1.3
 
 GOAL_WORST_TASK = 1.0
 """Goal: its speedup on its worst task type, strictly above this (no task type slowed down)."""
+
+STEP_VIEW_ALPHA = 0.5
+"""α at which a step view on SmolLM2 is worth watching: at least as many drafted tokens accepted as rejected."""
+
+TRAINED = ("eagle", "medusa", "distilled", "early-exit")  # the drafters trained for SmolLM2 (models/smol/weights)
 
 HF_PREFIX = "transformers"  # every transformers method's label starts so (runner.HF_GENERATE, HF_ASSISTED, HF_LOOKUP, ...)
 HF_BASELINE = "transformers generate"  # = runner.HF_GENERATE: transformers' autoregressive loop, a baseline, not a rival
@@ -99,3 +111,31 @@ def step_cost(gamma: int, c: float, v: float) -> float:
     """The cost of one speculative step in autoregressive forwards: γ drafted tokens at ``c`` each, then one
     verification forward at ``v`` (γc + v); the step yields τ tokens."""
     return gamma * c + v
+
+
+def step_view_on_smollm2(result: dict) -> tuple[bool, str]:
+    """(whether to default to it, why): SmolLM2's best trained drafter by α (greedy chains, all tasks) in a Spec-Bench
+    run, against :data:`STEP_VIEW_ALPHA`. α is the run's accepted share of drafted tokens."""
+    rows = {r["method"]: r for r in result["summary"] if r["task"] == "all" and r.get("alpha") is not None}
+    alphas = {m: rows[m]["alpha"] for m in rows if m.split(" + ")[0] in TRAINED and m.endswith(" + greedy")}
+    if not alphas:
+        return False, "the Spec-Bench run measured no trained drafter"
+    best = max(alphas, key=alphas.get)
+    alpha, questions = alphas[best], result["header"].get("questions")
+    said = f"SmolLM2's best trained drafter, {best.split(' + ')[0]}, accepted α = {alpha:.2f} of its drafted tokens on " \
+           f"{questions} Spec-Bench questions (benchmarks/measured)"
+    if alpha >= STEP_VIEW_ALPHA:
+        return True, said + f": at least {STEP_VIEW_ALPHA}, so the step view runs on SmolLM2."
+    return False, said + f", below {STEP_VIEW_ALPHA}: most of its steps would show one red token and the target's " \
+                         "own, so this view stays on the bundled pair, whose drafter accepts most drafts."
+
+
+def measured_smollm2(start: Path | None = None) -> dict:
+    """The stored bf16 Spec-Bench run on SmolLM2 (``benchmarks/measured/spec_bench_smollm2_bf16_part*.json``, found
+    from ``start`` upwards, default the working directory), its parts merged."""
+    start = Path.cwd() if start is None else Path(start)
+    root = next((p for p in [start, *start.parents] if (p / "benchmarks" / "measured").is_dir()), None)
+    if root is None:
+        raise FileNotFoundError(f"no benchmarks/measured folder above {start}: run from inside the repository")
+    parts = sorted((root / "benchmarks" / "measured").glob("spec_bench_smollm2_bf16_part*.json"))
+    return merge_results([json.loads(p.read_text(encoding="utf-8")) for p in parts])

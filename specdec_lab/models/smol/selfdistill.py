@@ -1,4 +1,8 @@
-"""Self-distillation data for SmolLM2's drafters: the target's own greedy answers, and what it computed on them.
+"""SmolLM2's own greedy answers to ``prompts.json``: the retrieval (REST) datastore, and the first drafters' data.
+
+The drafters are now trained on ShareGPT (``sharegpt.py``, ``train.py``); these answers remain the datastore that the
+``retrieval`` drafter searches (``weights/retrieval_answers.json.gz``: the answers of the first 90% of sequences,
+written by ``write_datastore``).
 
     python -m specdec_lab.models.smol.selfdistill --out ~/.cache/specdec_lab/smol-data
 
@@ -24,6 +28,7 @@ import torch
 
 from ..loading import load_model
 from ..smollm2 import cache_root, chat_ids
+from ..trained import DATASTORE
 from .prompts import PROMPTS
 
 MID_LAYER = 4  # early exit reads the output of the target's first 4 layers (of 30)
@@ -89,6 +94,16 @@ def features(model, answers: Path, out: Path) -> None:
                 "top_p": torch.cat(top_p), "mid_layer": MID_LAYER, "kinds": [r.get("kind") for r in rows]}, out)
 
 
+def write_datastore(answers: Path, out: Path, heldout: float = 0.1) -> Path:
+    """The REST datastore: the answer token ids of the first (1 − heldout) of ``answers.jsonl``, gzipped JSON."""
+    import gzip
+
+    rows = [json.loads(line)["answer_ids"] for line in answers.open()]
+    keep = rows[: len(rows) - max(1, int(len(rows) * heldout))]
+    out.write_bytes(gzip.compress(json.dumps(keep, separators=(",", ":")).encode(), mtime=0))
+    return out
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=default_dir())
@@ -102,6 +117,7 @@ def main(argv=None) -> None:
     prompts = [p["text"] for p in json.loads(PROMPTS.read_text())][:: args.every]
     answer(model, tokenizer, prompts, args.out / "answers.jsonl", args.batch)
     features(model, args.out / "answers.jsonl", args.out / "features.pt")
+    write_datastore(args.out / "answers.jsonl", DATASTORE)
 
 
 if __name__ == "__main__":

@@ -136,3 +136,12 @@ def test_step_view_on_smollm2_reads_the_best_trained_alpha():
     assert not ok and "eagle" in why and "0.31" in why and f"below {STEP_VIEW_ALPHA}" in why
     ok, why = step_view_on_smollm2(run(0.31, STEP_VIEW_ALPHA))
     assert ok and "medusa" in why and "runs on SmolLM2" in why
+
+
+def test_measured_smollm2_is_found_from_anywhere(tmp_path):
+    """A notebook copied out of the repository (the browser tests' lab root) still finds the stored run."""
+    from specdec_lab.bench.spec_bench import measured_smollm2, step_view_on_smollm2
+
+    run = measured_smollm2(tmp_path)
+    assert run is not None and run["summary"] and run["questions_done"] > 0
+    assert step_view_on_smollm2(None)[0] is False and "no stored Spec-Bench run" in step_view_on_smollm2(None)[1]

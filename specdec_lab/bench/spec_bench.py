@@ -113,9 +113,11 @@ def step_cost(gamma: int, c: float, v: float) -> float:
     return gamma * c + v
 
 
-def step_view_on_smollm2(result: dict) -> tuple[bool, str]:
+def step_view_on_smollm2(result: dict | None) -> tuple[bool, str]:
     """(whether to default to it, why): SmolLM2's best trained drafter by α (greedy chains, all tasks) in a Spec-Bench
     run, against :data:`STEP_VIEW_ALPHA`. α is the run's accepted share of drafted tokens."""
+    if result is None:
+        return False, "no stored Spec-Bench run on SmolLM2 was found (benchmarks/measured): this view stays on the bundled pair"
     rows = {r["method"]: r for r in result["summary"] if r["task"] == "all" and r.get("alpha") is not None}
     alphas = {m: rows[m]["alpha"] for m in rows if m.split(" + ")[0] in TRAINED and m.endswith(" + greedy")}
     if not alphas:
@@ -130,12 +132,13 @@ def step_view_on_smollm2(result: dict) -> tuple[bool, str]:
                          "own, so this view stays on the bundled pair, whose drafter accepts most drafts."
 
 
-def measured_smollm2(start: Path | None = None) -> dict:
-    """The stored bf16 Spec-Bench run on SmolLM2 (``benchmarks/measured/spec_bench_smollm2_bf16_part*.json``, found
-    from ``start`` upwards, default the working directory), its parts merged."""
-    start = Path.cwd() if start is None else Path(start)
-    root = next((p for p in [start, *start.parents] if (p / "benchmarks" / "measured").is_dir()), None)
-    if root is None:
-        raise FileNotFoundError(f"no benchmarks/measured folder above {start}: run from inside the repository")
-    parts = sorted((root / "benchmarks" / "measured").glob("spec_bench_smollm2_bf16_part*.json"))
-    return merge_results([json.loads(p.read_text(encoding="utf-8")) for p in parts])
+def measured_smollm2(start: Path | None = None) -> dict | None:
+    """The stored bf16 Spec-Bench run on SmolLM2 (``benchmarks/measured/spec_bench_smollm2_bf16_part*.json``), its
+    parts merged; looked for from ``start`` (default: the working directory) upwards, then in the checkout this
+    package runs from (a notebook copied elsewhere still finds it). None where there is none (an installed wheel)."""
+    for origin in (Path.cwd() if start is None else Path(start), Path(__file__).resolve().parents[2]):
+        for folder in (origin, *origin.parents):
+            parts = sorted((folder / "benchmarks" / "measured").glob("spec_bench_smollm2_bf16_part*.json"))
+            if parts:
+                return merge_results([json.loads(p.read_text(encoding="utf-8")) for p in parts])
+    return None

@@ -29,7 +29,7 @@ from ..trained import card, draft_vocab
 ADAPTER, LAYERS = "adapter.safetensors", "layers.safetensors"
 
 
-def _load_into(module: nn.Module, path: Path, prefix: str = "") -> None:
+def load_module(module: nn.Module, path: Path, prefix: str = "") -> None:
     state = {k[len(prefix):]: v for k, v in load_file(str(path)).items() if k.startswith(prefix)}
     missing, unexpected = module.load_state_dict({k: v.float() for k, v in state.items()}, strict=False)
     missing = [k for k in missing if "rotary" not in k]
@@ -68,7 +68,7 @@ def adapter_layer(target, exit_layer: int) -> LlamaDecoderLayer:
 def early_exit(target, folder: Path) -> ModelDrafter:
     exit_layer = int(card(folder)["exit_layer"])
     adapter = adapter_layer(target, exit_layer)
-    _load_into(adapter, Path(folder) / ADAPTER)
+    load_module(adapter, Path(folder) / ADAPTER)
     model = early_exit_model(target, exit_layer, _placed(adapter, target), _head(target, folder))
     return ModelDrafter(model, name=f"early-exit@{exit_layer}+adapter")
 
@@ -85,7 +85,7 @@ class DistilledBody(nn.Module):
 
 def distilled(target, folder: Path) -> ModelDrafter:
     body = DistilledBody(target, int(card(folder)["layers"]))
-    _load_into(body, Path(folder) / LAYERS)
+    load_module(body, Path(folder) / LAYERS)
     body = _placed(body, target)
     return ModelDrafter(stacked_model(target, list(body.layers), body.norm, _head(target, folder)), name="distilled")
 

@@ -60,7 +60,7 @@ from ...drafters.eagle_head import EagleConfig, EagleHead
 from ...drafters.medusa_heads import MedusaHeads
 from ..schedule import cosine_lr
 from ..trained import CARD, DRAFT_VOCAB, SMOL_WEIGHTS, fingerprint
-from .build import ADAPTER, LAYERS, DistilledBody, adapter_layer, save_module
+from .build import ADAPTER, LAYERS, DistilledBody, adapter_layer, load_module, save_module
 
 SEED = 0
 MID_LAYER = 4  # early exit reads the output of the target's first 4 layers (of 30)
@@ -211,6 +211,10 @@ class Recipe:
     def save_weights(self, folder: Path) -> None:
         raise NotImplementedError
 
+    def load_weights(self, folder: Path) -> None:
+        """Start from weights ``save_weights`` wrote (a warm start: ``--init``)."""
+        raise NotImplementedError
+
     def card(self) -> dict:
         return {}
 
@@ -268,6 +272,9 @@ class EagleRecipe(Recipe):
     def save_weights(self, folder: Path) -> None:
         self.model.save(folder, {})
 
+    def load_weights(self, folder: Path) -> None:
+        self.model.load_state_dict(EagleHead.load(folder).state_dict())
+
 
 class MedusaRecipe(Recipe):
     name, lr = "medusa", 1e-3
@@ -284,6 +291,9 @@ class MedusaRecipe(Recipe):
 
     def save_weights(self, folder: Path) -> None:
         self.model.save(folder, {})
+
+    def load_weights(self, folder: Path) -> None:
+        self.model.load_state_dict(MedusaHeads.load(folder).state_dict())
 
     def card(self) -> dict:
         return {"heads": len(self.model.blocks)}
@@ -315,6 +325,9 @@ class EarlyExitRecipe(Recipe):
     def save_weights(self, folder: Path) -> None:
         save_module(self.model, folder / ADAPTER)
 
+    def load_weights(self, folder: Path) -> None:
+        load_module(self.model, folder / ADAPTER)
+
     def card(self) -> dict:
         return {"exit_layer": MID_LAYER}
 
@@ -339,6 +352,9 @@ class DistilledRecipe(Recipe):
 
     def save_weights(self, folder: Path) -> None:
         save_module(self.model, folder / LAYERS)
+
+    def load_weights(self, folder: Path) -> None:
+        load_module(self.model, folder / LAYERS)
 
     def card(self) -> dict:
         return {"layers": len(self.model.layers)}
@@ -491,6 +507,9 @@ def main(argv=None) -> None:
     parser.add_argument("--regen-seconds", type=float, default=90.0)
     parser.add_argument("--regen-batch", type=int, default=512)
     parser.add_argument("--max-new", type=int, default=256)
+    parser.add_argument("--init", type=Path, default=None,
+                        help="start each drafter from the weights in this folder (e.g. smol/weights) and keep its "
+                             "draft vocabulary: a warm start that adds epochs")
     parser.add_argument("--draft-vocab", type=int, default=16384,
                         help="K the drafters read at run time (≤ VOCAB_KEPT; c against coverage: bench_draft_vocab.py)")
     parser.add_argument("--out", type=Path, default=SMOL_WEIGHTS)
@@ -519,8 +538,16 @@ def main(argv=None) -> None:
     regen_held = regenerate(target, held_openings[: args.regen_heldout], eos, args.max_new, args.regen_batch, args.regen_seconds)
     regen = regenerate(target, openings, eos, args.max_new, args.regen_batch, args.regen_seconds)
     log(f"regenerated {len(regen)} training and {len(regen_held)} held-out answers")
-    vocab = rank_vocab(train_rows, regen, target.config.vocab_size)[:VOCAB_KEPT].to(args.device)
+    if args.init is not None:  # the vocabulary the weights were trained on (its rows are what they learned)
+        from safetensors.torch import load_file
+
+        vocab = load_file(str(args.init / DRAFT_VOCAB.name))["token_ids"].long()[:VOCAB_KEPT].to(args.device)
+    else:
+        vocab = rank_vocab(train_rows, regen, target.config.vocab_size)[:VOCAB_KEPT].to(args.device)
     recipes = [RECIPES[name](target, vocab) for name in args.which]
+    for r in recipes:
+        if args.init is not None:
+            r.load_weights(args.init / r.name)
     regen_held = regen_held or heldout_rows  # (no time to regenerate: the ShareGPT text's α instead)
     before = evaluate(target, recipes, regen_held, vocab, args.batch_tokens)
     rows = train_rows + regen

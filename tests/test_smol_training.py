@@ -96,8 +96,8 @@ def test_alpha_counts_are_conditional():
 
 
 def test_counts_on_the_targets_own_text_accept_everything_for_a_perfect_drafter(tiny):
-    """A drafter that IS the target (Medusa head 0 replaced by nothing: early exit through all layers is too much to
-    build, so the check is on the bookkeeping): greedy hits at every position when draft = the target's greedy."""
+    """The bookkeeping, with a drafter that IS the target (rows = the target's own final states, shift 1): every
+    answer position is tried and every draft accepted."""
     vocab = torch.arange(64)
     t = T.teach(tiny, rows(2), vocab, mid_layer=2)
     recipe = T.MedusaRecipe.__new__(T.MedusaRecipe)
@@ -226,3 +226,23 @@ def test_warm_start_reads_back_what_was_saved(tiny, name, tmp_path):
     for (n, a), (_, b) in zip(trained.model.state_dict().items(), fresh.model.state_dict().items()):
         if "rotary" not in n:
             torch.testing.assert_close(a, b, rtol=1e-2, atol=1e-2)
+
+
+def test_regenerate_answers_each_prompt_greedily_in_the_given_order(tiny):
+    """Left-padded batches give each prompt the answer it gets alone, cut after the first eos; rows keep the prompts'
+    order (the batches run shortest first)."""
+    g = np.random.default_rng(3)
+    prompts = [g.integers(2, 64, size=n) for n in (9, 4, 12, 6, 4)]
+    rows = T.regenerate(tiny, prompts, eos=1, max_new=6, batch=2, seconds=float("inf"))
+    assert len(rows) == len(prompts)
+    for p, (ids, answer) in zip(prompts, rows):
+        alone = tiny.generate(input_ids=torch.as_tensor(p)[None], max_new_tokens=6, do_sample=False, pad_token_id=1,
+                              eos_token_id=1)[0, len(p):].tolist()
+        want = alone[: alone.index(1) + 1] if 1 in alone else alone
+        assert ids[: len(p)].tolist() == p.tolist() and ids[len(p):].tolist() == want
+        assert answer.tolist() == [False] * len(p) + [True] * len(want)
+
+
+def test_training_batches_skip_the_full_vocabulary_argmax(tiny):
+    t = T.teach(tiny, rows(2), torch.arange(64), mid_layer=2, greedy=False)
+    assert t.greedy is None and t.law.shape[-1] == 64

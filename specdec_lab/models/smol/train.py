@@ -42,7 +42,6 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import math
 import os
 import sys
 import time
@@ -81,7 +80,7 @@ class Taught:
     final: torch.Tensor  # (B, L, d) f_t after the final norm
     mid: torch.Tensor  # (B, L, d) the output of layer MID_LAYER
     law: torch.Tensor  # (B, L, K) log p'_t: the target's next-token law at t on V', renormalised
-    greedy: torch.Tensor  # (B, L) the target's greedy next token at t (full vocabulary)
+    greedy: torch.Tensor | None  # (B, L) the target's greedy next token at t (full vocabulary); None when not asked
 
     def predicts_answer(self, shift: int) -> torch.Tensor:
         """(B, L) bool: position t + shift exists and is an answer token (row t predicts the token ``shift`` later)."""
@@ -110,18 +109,21 @@ def pad_rows(rows: list[tuple[np.ndarray, np.ndarray]], device) -> tuple[torch.T
 
 
 @torch.no_grad()
-def teach(target, rows, vocab: torch.Tensor, mid_layer: int = MID_LAYER) -> Taught:
-    """One forward of the frozen target over a batch of rows."""
+def teach(target, rows, vocab: torch.Tensor, mid_layer: int = MID_LAYER, greedy: bool = True) -> Taught:
+    """One forward of the frozen target over a batch of rows. ``greedy`` False skips the full-vocabulary argmax
+    (|V| = 49,152 logits per token, more than the law on V'): training reads only the law."""
     device = target.get_output_embeddings().weight.device
     ids, valid, answer = pad_rows(rows, device)
     out = target.model(input_ids=ids, output_hidden_states=True)
     final = out.last_hidden_state  # (B, L, d)
     w = target.get_output_embeddings().weight  # (V, d)
-    greedy = torch.empty_like(ids)
-    for b in range(ids.shape[0]):  # one row at a time: (L, V) logits, not (B, L, V)
-        greedy[b] = F.linear(final[b], w).argmax(-1)
+    best = None
+    if greedy:
+        best = torch.empty_like(ids)
+        for b in range(ids.shape[0]):  # one row at a time: (L, V) logits, not (B, L, V)
+            best[b] = F.linear(final[b], w).argmax(-1)
     law = F.linear(final, w[vocab]).float().log_softmax(-1)  # (B, L, K)
-    return Taught(ids, valid, answer, final.float(), out.hidden_states[mid_layer].float(), law, greedy)
+    return Taught(ids, valid, answer, final.float(), out.hidden_states[mid_layer].float(), law, best)
 
 
 def soft_ce(logits: torch.Tensor, law: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -388,28 +390,29 @@ def opening(ids: np.ndarray, answer: np.ndarray, limit: int) -> np.ndarray | Non
 
 @torch.no_grad()
 def regenerate(target, prompts: list[np.ndarray], eos: int, max_new: int, batch: int, seconds: float) -> list:
-    """The target's greedy answers (≤ max_new tokens, up to its <|im_end|>) to left-padded batches of prompts, until
-    ``seconds`` have passed; rows (ids, answer) like sharegpt.py's."""
+    """The target's greedy answers (≤ max_new tokens, up to its <|im_end|>) to left-padded batches of prompts (shortest
+    first), until ``seconds`` have passed; rows (ids, answer) like sharegpt.py's, in the order of ``prompts`` (those
+    answered in time)."""
     device = target.get_output_embeddings().weight.device
-    rows, start = [], time.time()
+    done, start = {}, time.time()
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
     for b in range(0, len(order), batch):
         if time.time() - start > seconds:
             break
-        chunk = [prompts[i] for i in order[b: b + batch]]
-        width = max(map(len, chunk))
+        chunk = order[b: b + batch]
+        width = max(len(prompts[i]) for i in chunk)
         ids = torch.full((len(chunk), width), eos, dtype=torch.long)
         mask = torch.zeros(len(chunk), width, dtype=torch.long)
-        for i, p in enumerate(chunk):
-            ids[i, width - len(p):] = torch.as_tensor(p)
-            mask[i, width - len(p):] = 1
+        for row, i in enumerate(chunk):
+            ids[row, width - len(prompts[i]):] = torch.as_tensor(prompts[i])
+            mask[row, width - len(prompts[i]):] = 1
         gen = target.generate(input_ids=ids.to(device), attention_mask=mask.to(device), max_new_tokens=max_new,
                               do_sample=False, pad_token_id=eos, eos_token_id=eos)[:, width:].tolist()
-        for p, g in zip(chunk, gen):
-            answer = g[: g.index(eos) + 1] if eos in g else g
-            rows.append((np.concatenate([p, np.asarray(answer, dtype=np.int64)]),
-                         np.concatenate([np.zeros(len(p), bool), np.ones(len(answer), bool)])))
-    return rows
+        for i, g in zip(chunk, gen):
+            answer = np.asarray(g[: g.index(eos) + 1] if eos in g else g, dtype=np.int64)
+            done[i] = (np.concatenate([np.asarray(prompts[i], dtype=np.int64), answer]),
+                       np.concatenate([np.zeros(len(prompts[i]), bool), np.ones(len(answer), bool)]))
+    return [done[i] for i in sorted(done)]
 
 
 def rank_vocab(rows_a: list, rows_b: list, vocab_size: int) -> torch.Tensor:
@@ -467,7 +470,7 @@ def train(target, recipes: list[Recipe], rows: list, tokens: int, seconds: float
         if not queue:
             queue = batches(rows, tokens, gen)
         chunk = queue.pop()
-        t = teach(target, chunk, recipes[0].vocab)
+        t = teach(target, chunk, recipes[0].vocab, greedy=False)
         for r, opt in zip(recipes, opts):
             for group in opt.param_groups:
                 group["lr"] = cosine_lr(r.lr * min(1.0, (step + 1) / 20), progress)

@@ -84,6 +84,9 @@ def main(argv=None) -> dict:
     ap.add_argument("--out", type=Path, default=HERE / "results" / "spec_bench_smollm2")
     ap.add_argument("--write", type=Path, default=None, help="also write the section --section of this Markdown file")
     ap.add_argument("--section", default="smollm2", help="the section of --write to replace (default: smollm2)")
+    ap.add_argument("--lookup-only", action="store_true",
+                    help="a side run: our prompt lookup against transformers' generate and prompt lookup, both drafting "
+                         "--gamma tokens (e.g. --gamma 10, the longer draft transformers' best run used)")
     ap.add_argument("--quick", action="store_true", help="a side run: the trained heads and prompt lookup (greedy), "
                     "against transformers' generate and prompt lookup only (e.g. to compare dtypes)")
     ap.add_argument("--skip", type=int, default=0, help="leave out the first N questions (round-robin order): resume a run")
@@ -110,6 +113,8 @@ def main(argv=None) -> dict:
     if args.quick:
         methods = [m for m in LOSSLESS_OURS if m[1] == "greedy" and m[0] in ("eagle", "medusa", "distilled", "prompt-lookup")]
         hf_extra, distilled = {}, None
+    elif args.lookup_only:
+        methods, hf_extra, distilled = [("prompt-lookup", "greedy")], {}, None
     elif args.hf_early_exit_only:
         methods, hf_baselines, distilled, hf_extra = [("prompt-lookup", "greedy")], False, None, early_exit
     elif not args.no_hf_early_exit:
@@ -162,8 +167,8 @@ def catalogue_section(result: dict) -> str:
                   for dtype, v in cost.items()]
     ks = list(next(iter(cost.values()))["ms"]) if cost else []
     partial = "" if result.get("complete", True) else f"**PARTIAL**: {result['questions_done']} of {h['questions']} questions. "
-    side_run = "--hf-early-exit-only" in h.get("command", "")
-    title = (f"Side run on SmolLM2-135M-Instruct in {h.get('dtype')}: transformers' assistant_early_exit" if side_run
+    side_run = side_run_title(h)
+    title = (f"Side run on SmolLM2-135M-Instruct in {h.get('dtype')}: {side_run}" if side_run
              else f"On SmolLM2-135M-Instruct in {h.get('dtype')} (Spec-Bench's six task types)")
     verdict = (f"A side run of the few methods below, not a judgement of the goals (the full run is that). "
                f"Here {g['best']} ran at {g['speedup']:.2f}× and {g['best_hf']} at {g['hf_speedup']:.2f}× our "
@@ -189,6 +194,16 @@ def catalogue_section(result: dict) -> str:
         "α = accepted ÷ checked drafts; τ = tokens per target forward; c = cost of one drafted token and v = cost of the "
         "verification forward, both in autoregressive forwards, measured; predicted = τ-formula (1 − α^(γ+1)) / ((1 − α)(γc + v)).",
     ])
+
+
+def side_run_title(header: dict) -> str | None:
+    """What a side run measured (from the flags of its command), or None for the full run."""
+    command = header.get("command", "")
+    if "--hf-early-exit-only" in command:
+        return "transformers' assistant_early_exit"
+    if "--lookup-only" in command:
+        return f"prompt lookup drafting γ = {header['gamma']}, ours against transformers'"
+    return None
 
 
 def summary_markdown(result: dict) -> str:

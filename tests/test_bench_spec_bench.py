@@ -121,6 +121,16 @@ def test_the_step_cost_uses_the_runs_gamma(gamma, cost):
     assert "(goal ≥ 1.8×)" in section and "goal ≥ 1.3×)" in section and "(goal > 1.0×)" in section
 
 
+def test_a_lookup_only_side_run_is_titled_as_one_and_not_judged_against_the_goals():
+    result = _measured(10)
+    result["header"]["command"] += " --lookup-only"
+    section = bench.catalogue_section(result)
+    assert section.startswith("## Side run on SmolLM2-135M-Instruct in bfloat16: prompt lookup drafting γ = 10, ours "
+                              "against transformers'")
+    assert "not a judgement of the goals" in section and "(goal ≥" not in section
+    assert bench.side_run_title({"command": "python benchmarks/bench_spec_bench.py", "gamma": 4}) is None
+
+
 def test_step_view_on_smollm2_reads_the_best_trained_alpha():
     from specdec_lab.bench.spec_bench import STEP_VIEW_ALPHA, step_view_on_smollm2
 

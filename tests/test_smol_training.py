@@ -246,3 +246,27 @@ def test_regenerate_answers_each_prompt_greedily_in_the_given_order(tiny):
 def test_training_batches_skip_the_full_vocabulary_argmax(tiny):
     t = T.teach(tiny, rows(2), torch.arange(64), mid_layer=2, greedy=False)
     assert t.greedy is None and t.law.shape[-1] == 64
+
+
+def test_train_log_reads_back_the_lines_training_writes(tmp_path):
+    from specdec_lab.models.smol.train import progress_line, read_train_log
+
+    losses = [{"eagle": 8.0714, "early-exit": 10.5}, {"eagle": 6.5, "early-exit": 6.7241}]
+    lines = ["[   6.3 s] target on cpu: {'model_type': 'llama'}"]
+    lines += [f"[{10.0 * i:6.1f} s] " + progress_line(50 * i, 0.07 * i, 3.0 * i, l) for i, l in enumerate(losses, 1)]
+    lines += ["[ 507.7 s] held-out α (regenerated answers): {'eagle': [0.36]}"]
+    (tmp_path / "train_log.txt").write_text("\n".join(lines) + "\n")
+    assert read_train_log(tmp_path / "train_log.txt") == {"eagle": [(50, 8.071), (100, 6.5)],
+                                                          "early-exit": [(50, 10.5), (100, 6.724)]}
+
+
+def test_shipped_train_log_has_a_falling_curve_for_every_drafter():
+    from specdec_lab.models.smol.train import read_train_log
+    from specdec_lab.models.trained import KINDS, SMOL_WEIGHTS
+
+    curves = read_train_log(SMOL_WEIGHTS / "train_log.txt")
+    assert sorted(curves) == sorted(KINDS)
+    for points in curves.values():
+        steps = [s for s, _ in points]
+        assert steps == sorted(steps) and len(steps) >= 10
+        assert points[-1][1] < points[0][1]

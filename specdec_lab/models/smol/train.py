@@ -484,12 +484,33 @@ def train(target, recipes: list[Recipe], rows: list, tokens: int, seconds: float
         step += 1
         seen += int(t.valid.sum())
         progress = max((time.time() - start) / seconds, step / (len(per_epoch) * max_epochs))
-        if step % 50 == 0:
-            log(f"step {step} epochs {step / len(per_epoch):.2f} {time.time() - start:.0f} s " +
-                " ".join(f"{n} {np.mean(v[-50:]):.3f}" for n, v in losses.items()))
+        if step % LOG_EVERY == 0:
+            log(progress_line(step, step / len(per_epoch), time.time() - start,
+                              {n: float(np.mean(v[-LOG_EVERY:])) for n, v in losses.items()}))
     return {"steps": step, "batches_per_epoch": len(per_epoch), "epochs": round(step / len(per_epoch), 3),
             "tokens_seen": seen, "seconds": round(time.time() - start, 1),
             "final_loss": {n: round(float(np.mean(v[-50:])), 4) for n, v in losses.items()}}
+
+
+LOG_EVERY = 50  # training steps between two lines of train_log.txt (each: the mean loss of those steps)
+
+
+def progress_line(step: int, epochs: float, seconds: float, losses: dict[str, float]) -> str:
+    """One line of train_log.txt: ``step S epochs E T s NAME LOSS NAME LOSS ...`` (read back by ``read_train_log``)."""
+    return f"step {step} epochs {epochs:.2f} {seconds:.0f} s " + " ".join(f"{n} {v:.3f}" for n, v in losses.items())
+
+
+def read_train_log(path: Path) -> dict[str, list[tuple[int, float]]]:
+    """The loss curves of a train_log.txt: drafter -> [(step, mean soft cross-entropy of the last LOG_EVERY steps)]."""
+    curves: dict[str, list[tuple[int, float]]] = {}
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        words = line.split("] ", 1)[-1].split()
+        if len(words) < 6 or words[0] != "step" or words[2] != "epochs" or words[5] != "s":
+            continue
+        step, pairs = int(words[1]), words[6:]
+        for name, loss in zip(pairs[::2], pairs[1::2]):
+            curves.setdefault(name, []).append((step, float(loss)))
+    return curves
 
 
 def main(argv=None) -> None:

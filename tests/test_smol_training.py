@@ -265,8 +265,24 @@ def test_shipped_train_log_has_a_falling_curve_for_every_drafter():
     from specdec_lab.models.trained import KINDS, SMOL_WEIGHTS
 
     curves = read_train_log(SMOL_WEIGHTS / "train_log.txt")
-    assert sorted(curves) == sorted(KINDS)
+    assert curves and set(curves) <= set(KINDS)  # a later run may retrain some drafters only
     for points in curves.values():
         steps = [s for s, _ in points]
         assert steps == sorted(steps) and len(steps) >= 10
         assert points[-1][1] < points[0][1]
+
+
+def test_device_bundle_fits_the_device_tools_limit_and_calls_the_trainer():
+    """tools/device_bundle.py: without the heavy folders the tracked files leave room for the GGUF's first part, and
+    the second call trains from the carried weights with the carried shards."""
+    from project_scripts import load_script
+
+    tool = load_script("tools/device_bundle.py")
+    assert all((tool.ROOT / h).is_dir() for h in tool.HEAVY)
+    assert tool.tracked_size(tool.HEAVY) < tool.LIMIT // 4
+    first, second = tool.calls(["eagle", "medusa"], 9, 60)
+    assert ".dev/a/model.gguf.part1" in first and "/tmp/site" in first
+    for flag in ("--which eagle medusa", "--init .dev/b/weights", "--data .dev/b/sharegpt", "--minutes 9 ",
+                 "--regen-seconds 60", "cat /tmp/dev/model.gguf.part1 .dev/b/model.gguf.part2"):
+        assert flag in second
+    assert len(first) <= 2000 and len(second) <= 2000  # the device tool's command limit

@@ -163,8 +163,10 @@ def catalogue_section(result: dict) -> str:
     """The Markdown section of docs/catalogue.md for ``result``: settings, t(k), the goals' verdict and the tables."""
     h, g = result["header"], goals(result)
     cost = h.get("verify_cost", {})
-    cost_lines = [f"| {dtype} | " + " | ".join(f"{v['ms'][k]:.1f} ms ({v['ratio'][k]:.2f}×)" for k in v["ms"]) + " |"
-                  for dtype, v in cost.items()]
+    runs = h.get("verify_cost_runs") or [cost]  # a merged result: each run's own t(k)
+    cost_lines = [f"| {dtype}{f', run {i}' if len(runs) > 1 else ''} | " +
+                  " | ".join(f"{v['ms'][k]:.1f} ms ({v['ratio'][k]:.2f}×)" for k in v["ms"]) + " |"
+                  for i, run in enumerate(runs, 1) for dtype, v in run.items()]
     ks = list(next(iter(cost.values()))["ms"]) if cost else []
     partial = "" if result.get("complete", True) else f"**PARTIAL**: {result['questions_done']} of {h['questions']} questions. "
     side_run = side_run_title(h)

@@ -89,6 +89,23 @@ def test_a_run_and_its_resumption_merge_into_one_summary():
         merge_results([merged, other])
 
 
+def test_a_merged_run_shows_each_runs_forward_costs():
+    """Runs made at different times can meet a different machine state: the section shows each run's t(k)."""
+    parts = []
+    for i, (t1, t4) in enumerate(((40.0, 41.6), (38.0, 41.0), (40.4, 42.4))):
+        part = _measured(4)
+        part["header"]["verify_cost"] = {"bfloat16": {"ms": {1: t1, 4: t4}, "ratio": {1: 1.0, 4: round(t4 / t1, 2)}}}
+        part["header"]["skip"] = i
+        part["records"] = [_record(i, m, 1.0) for m in part["methods"]]
+        parts.append(part)
+    merged = merge_results([merge_results(parts[:2]), parts[2]])
+    assert [c["bfloat16"]["ms"][1] for c in merged["header"]["verify_cost_runs"]] == [40.0, 38.0, 40.4]
+    section = bench.catalogue_section(merged | {"summary": parts[0]["summary"]})  # (the records here carry no trace)
+    assert "| bfloat16, run 1 | 40.0 ms (1.00×) | 41.6 ms (1.04×) |" in section
+    assert "| bfloat16, run 3 | 40.4 ms (1.00×) | 42.4 ms (1.05×) |" in section
+    assert "| bfloat16 | 40.0 ms (1.00×) | 41.6 ms (1.04×) |" in bench.catalogue_section(parts[0])  # one run: no label
+
+
 def test_the_script_uses_the_librarys_merge_and_goals():
     """The script is a thin command line: the merge and the goals are the library's (notebook 08 reaches them through
     the script, so it keeps the names)."""

@@ -79,8 +79,11 @@ def _check_mergeable(results: list[dict]) -> None:
 
 
 def _merged_header(results: list[dict]) -> dict:
-    """The first run's header, with every run's repeats and command, and the whole run's question count."""
+    """The first run's header, with every run's repeats, command and forward costs t(k) (``verify_cost_runs``: the
+    machine's state can differ between runs), and the whole run's question count."""
     return dict(results[0]["header"]) | {
+        "verify_cost_runs": [cost for r in results  # a merged result brings its runs' costs
+                             for cost in r["header"].get("verify_cost_runs") or [r["header"].get("verify_cost", {})]],
         "repeats": " + ".join(f"{r['header'].get('repeats', 1)} ({r['questions_done']} questions)" for r in results),
         "command": " ; ".join(r["header"].get("command", "?") for r in results),
         "questions": max(r["header"]["questions"] + (r["header"].get("skip") or 0) for r in results)}

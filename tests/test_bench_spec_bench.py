@@ -172,3 +172,23 @@ def test_measured_smollm2_is_found_from_anywhere(tmp_path):
     run = measured_smollm2(tmp_path)
     assert run is not None and run["summary"] and run["questions_done"] > 0
     assert step_view_on_smollm2(None)[0] is False and "no stored Spec-Bench run" in step_view_on_smollm2(None)[1]
+
+
+STORED_SECTIONS = {"smollm2": "spec_bench_smollm2_bf16_part*.json", "smollm2-lookup10": "spec_bench_smollm2_bf16_lookup10.json",
+                   "smollm2-fp32": "spec_bench_smollm2_fp32_quick.json",
+                   "smollm2-early-exit": "spec_bench_smollm2_hf_early_exit.json"}
+
+
+@pytest.mark.parametrize("section", STORED_SECTIONS)
+def test_catalogue_sections_are_the_stored_runs(section):
+    """Every SmolLM2 figure in docs/catalogue.md is computed from a run in benchmarks/measured, none typed: the section
+    equals what ``--from-result`` makes of the stored files."""
+    import re
+
+    files = sorted((ROOT / "benchmarks" / "measured").glob(STORED_SECTIONS[section]))
+    assert files, f"no stored run for section {section}"
+    text = (ROOT / "docs" / "catalogue.md").read_text(encoding="utf-8")
+    stored = re.search(f"<!-- begin:{section} -->\n(.*?)\n<!-- end:{section} -->", text, re.S)
+    assert stored is not None, f"docs/catalogue.md has no section {section}"
+    made = bench.catalogue_section(merge_results([json.loads(f.read_text(encoding="utf-8")) for f in files]))
+    assert stored.group(1).strip() == made.strip()

@@ -428,6 +428,14 @@ def rank_vocab(rows_a: list, rows_b: list, vocab_size: int) -> torch.Tensor:
 
 
 # -- training --------------------------------------------------------------------------------------------------------
+def trained_vocab(folder: Path = SMOL_WEIGHTS, device=None) -> torch.Tensor:
+    """(VOCAB_KEPT,) the V' that the weights in ``folder`` were trained on (its draft_vocab.safetensors, most frequent
+    first); drafting reads its first ``--draft-vocab`` ids."""
+    from safetensors.torch import load_file
+
+    return load_file(str(Path(folder) / DRAFT_VOCAB.name))["token_ids"].long()[:VOCAB_KEPT].to(device)
+
+
 def evaluate(target, recipes: list[Recipe], rows: list, vocab: torch.Tensor, tokens: int) -> dict:
     """Per recipe: α by draft position on ``rows`` (conditional), and the draft vocabulary's coverage for several K."""
     found = {r.name: ([0] * 8, [0] * 8) for r in recipes}
@@ -563,9 +571,7 @@ def main(argv=None) -> None:
     regen = regenerate(target, openings, eos, args.max_new, args.regen_batch, args.regen_seconds)
     log(f"regenerated {len(regen)} training and {len(regen_held)} held-out answers")
     if args.init is not None:  # the vocabulary the weights were trained on (its rows are what they learned)
-        from safetensors.torch import load_file
-
-        vocab = load_file(str(args.init / DRAFT_VOCAB.name))["token_ids"].long()[:VOCAB_KEPT].to(args.device)
+        vocab = trained_vocab(args.init, args.device)
     else:
         vocab = rank_vocab(train_rows, regen, target.config.vocab_size)[:VOCAB_KEPT].to(args.device)
     recipes = [RECIPES[name](target, vocab) for name in args.which]

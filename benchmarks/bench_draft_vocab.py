@@ -27,7 +27,7 @@ from specdec_lab.bench.report import write_section  # noqa: E402
 from specdec_lab.drafters.draft_vocab import DraftVocabHead  # noqa: E402
 from specdec_lab.drafters.eagle_head import EagleHead  # noqa: E402
 from specdec_lab.models.loading import load_model  # noqa: E402
-from specdec_lab.models.trained import DRAFT_VOCAB, SMOL_WEIGHTS, card  # noqa: E402
+from specdec_lab.models.trained import SMOL_WEIGHTS, card, ranked_vocab  # noqa: E402
 
 
 def median_ms(step, n: int = 40) -> float:
@@ -41,13 +41,12 @@ def median_ms(step, n: int = 40) -> float:
 
 @torch.no_grad()
 def measure(threads: int) -> dict:
-    from safetensors.torch import load_file
     from transformers import DynamicCache
 
     torch.set_num_threads(threads)
     target, _ = load_model("smollm2", "cpu", torch.bfloat16)
     head = EagleHead.load(SMOL_WEIGHTS / "eagle").to(torch.bfloat16)
-    ranked = load_file(str(DRAFT_VOCAB))["token_ids"].long()
+    ranked = ranked_vocab()
     coverage = card(SMOL_WEIGHTS / "eagle")["coverage_by_k"]
     ids = torch.randint(0, target.config.vocab_size, (1, 128), generator=torch.Generator().manual_seed(0))
     cache = DynamicCache(config=target.config)

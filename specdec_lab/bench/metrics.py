@@ -108,6 +108,13 @@ def summarize(records: list[dict], labels: list[str], gamma: int) -> list[dict]:
     return rows
 
 
+def per_position(records: list[dict], gamma: int) -> list[float | None]:
+    """Conditional α at draft positions 1..γ over ``records`` (:func:`trace_record`'s): accepted ÷ checked at each."""
+    accepted_at = [sum(r["accepted_at"][i] for r in records) for i in range(gamma)]
+    checked_at = [sum(r["checked_at"][i] for r in records) for i in range(gamma)]
+    return [a / n if n else None for a, n in zip(accepted_at, checked_at)]
+
+
 def _trace_metrics(rs: list[dict], gamma: int, base_s_per_token: float, measured: float, speculative: bool) -> dict:
     total = {k: sum(r[k] for r in rs) for k in ("tokens", "steps", "accepted", "checked", "drafted", "target_forwards",
                                                  "draft_s", "verify_s", "seconds", "empty_steps")}
@@ -115,14 +122,12 @@ def _trace_metrics(rs: list[dict], gamma: int, base_s_per_token: float, measured
     if not speculative:
         return out
     alpha = total["accepted"] / total["checked"] if total["checked"] else float("nan")
-    accepted_at = [sum(r["accepted_at"][i] for r in rs) for i in range(gamma)]
-    checked_at = [sum(r["checked_at"][i] for r in rs) for i in range(gamma)]
     c, v = measured_costs(total["draft_s"], total["verify_s"], total["steps"], gamma, base_s_per_token)
     predicted, predicted_v = predictions(alpha, gamma, c, v)
     accounting = out["tau"] / (gamma * c + v) if c == c else float("nan")
     out |= {
         "alpha": alpha, "acceptance_rate": total["accepted"] / total["drafted"] if total["drafted"] else float("nan"),
-        "per_position": [a / n if n else None for a, n in zip(accepted_at, checked_at)], "c": c, "v": v,
+        "per_position": per_position(rs, gamma), "c": c, "v": v,
         "predicted": predicted, "predicted_v": predicted_v, "accounting": accounting,
         "overhead_share": 1 - (total["draft_s"] + total["verify_s"]) / total["seconds"],
         "empty_share": total["empty_steps"] / total["steps"],

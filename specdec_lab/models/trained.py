@@ -61,13 +61,17 @@ def card(folder: Path) -> dict:
     return json.loads((Path(folder) / CARD).read_text())
 
 
+def ranked_vocab(folder: Path = SMOL_WEIGHTS) -> torch.Tensor:
+    """(K_max,) token ids, most frequent first: the draft_vocab.safetensors in ``folder`` (the trainer writes one per run)."""
+    return load_file(str(Path(folder) / DRAFT_VOCAB.name))["token_ids"].long()
+
+
 def draft_vocab(folder: Path, device=None) -> torch.Tensor | None:
     """The draft vocabulary a set of weights was trained with: the first K ids of the frequency-ranked list (None: all)."""
     k = card(folder).get("draft_vocab")
     if not k:
         return None
-    ranked = load_file(str(DRAFT_VOCAB))["token_ids"]  # (K_max,) most frequent first
-    return ranked[:k].long().to(device)
+    return ranked_vocab()[:k].to(device)
 
 
 DATASTORE = SMOL_WEIGHTS / "retrieval_answers.json.gz"

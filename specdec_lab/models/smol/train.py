@@ -58,7 +58,7 @@ from transformers.models.llama.modeling_llama import apply_rotary_pos_emb, repea
 from ...drafters.eagle_head import EagleConfig, EagleHead
 from ...drafters.medusa_heads import MedusaHeads
 from ..schedule import cosine_lr
-from ..trained import CARD, DRAFT_VOCAB, SMOL_WEIGHTS, fingerprint
+from ..trained import CARD, DRAFT_VOCAB, SMOL_WEIGHTS, fingerprint, ranked_vocab
 from .build import ADAPTER, LAYERS, DistilledBody, adapter_layer, load_module, save_module
 
 SEED = 0
@@ -429,14 +429,6 @@ def rank_vocab(rows_a: list, rows_b: list, vocab_size: int) -> torch.Tensor:
 
 
 # -- training --------------------------------------------------------------------------------------------------------
-def trained_vocab(folder: Path = SMOL_WEIGHTS, device=None) -> torch.Tensor:
-    """(VOCAB_KEPT,) the V' that the weights in ``folder`` were trained on (its draft_vocab.safetensors, most frequent
-    first); drafting reads its first ``--draft-vocab`` ids."""
-    from safetensors.torch import load_file
-
-    return load_file(str(Path(folder) / DRAFT_VOCAB.name))["token_ids"].long()[:VOCAB_KEPT].to(device)
-
-
 def evaluate(target, recipes: list[Recipe], rows: list, vocab: torch.Tensor, tokens: int) -> dict:
     """Per recipe: α by draft position on ``rows`` (conditional), and the draft vocabulary's coverage for several K."""
     found = {r.name: ([0] * 8, [0] * 8) for r in recipes}
@@ -569,7 +561,7 @@ def main(argv=None) -> None:
     regen = regenerate(target, openings, eos, args.max_new, args.regen_batch, args.regen_seconds)
     log(f"regenerated {len(regen)} training and {len(regen_held)} held-out answers")
     if args.init is not None:  # the vocabulary the weights were trained on (its rows are what they learned)
-        vocab = trained_vocab(args.init, args.device)
+        vocab = ranked_vocab(args.init)[:VOCAB_KEPT].to(args.device)
     else:
         vocab = rank_vocab(train_rows, regen, target.config.vocab_size)[:VOCAB_KEPT].to(args.device)
     recipes = [RECIPES[name](target, vocab) for name in args.which]

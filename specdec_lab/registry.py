@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from .drafters.cascade import FirstNonEmpty
 from .drafters.dynamic import HeuristicGamma
 from .drafters.eagle import EagleDrafter
 from .drafters.early_exit import early_exit_drafter
@@ -128,6 +129,11 @@ def _retrieval(target, tokenizer=None, texts=None, datastore_ids=None, max_chars
     return RetrievalDrafter(datastore_ids, **options)
 
 
+def _lookup_then_retrieval(target, tokenizer=None, **options):
+    """Prompt lookup, and REST on the steps where it finds no match (``options``: the retrieval drafter's)."""
+    return FirstNonEmpty([PromptLookupDrafter(), _retrieval(target, tokenizer, **options)], name="lookup+retrieval")
+
+
 @functools.lru_cache(maxsize=2)
 def _stdlib_retrieval(tokenizer, max_chars: int, options: tuple) -> RetrievalDrafter:
     """The default REST drafter, built once (indexing the datastore takes about a second; the drafter keeps no run state)."""
@@ -150,6 +156,9 @@ DRAFTERS: dict[str, DrafterEntry] = {e.name: e for e in [
     DrafterEntry("retrieval", INDEPENDENT, False, True,
                  "REST: continuations of the longest matching suffix in a datastore of text (He et al. 2023)",
                  _retrieval),
+    DrafterEntry("lookup+retrieval", INDEPENDENT, False, True,
+                 "prompt lookup, and REST's datastore on the steps where the prompt and output have no match (a cascade)",
+                 _lookup_then_retrieval),
     DrafterEntry("early-exit", SELF, True, True,
                  "the target's first layers + its head draft; the full target verifies (LayerSkip, Elhoushi et al. 2024)",
                  _early_exit),

@@ -16,7 +16,8 @@ import torch
 
 from specdec_lab import DRAFTERS, VERIFIERS, build_drafter, build_verifier, generate_autoregressive, generate_speculative
 from specdec_lab.drafters import (
-    EagleDrafter, LookaheadDrafter, MedusaDrafter, ModelDrafter, PromptLookupDrafter, RetrievalDrafter, early_exit_drafter,
+    EagleDrafter, FirstNonEmpty, LookaheadDrafter, MedusaDrafter, ModelDrafter, PromptLookupDrafter, RetrievalDrafter,
+    early_exit_drafter,
 )
 from specdec_lab.models.loading import load_model
 from specdec_lab.registry import INDEPENDENT, SELF
@@ -91,10 +92,13 @@ def tiny_drafters(target):
         "medusa": MedusaDrafter(target, heads),
         "lookahead": LookaheadDrafter(window=3, ngram=2, guesses=2),
         "eagle": EagleDrafter(target, random_head(target)),
+        "lookup+retrieval": FirstNonEmpty([PromptLookupDrafter(max_ngram=2), RetrievalDrafter(datastore, max_ngram=2)]),
+        "lookup+eagle": FirstNonEmpty([PromptLookupDrafter(max_ngram=2), EagleDrafter(target, random_head(target))]),
     }
 
 
-KINDS = ["small-model", "prompt-lookup", "retrieval", "early-exit", "medusa", "lookahead", "eagle"]
+KINDS = ["small-model", "prompt-lookup", "retrieval", "early-exit", "medusa", "lookahead", "eagle", "lookup+retrieval",
+         "lookup+eagle"]
 CFG = SamplingConfig(0.9, top_k=4, top_p=0.95)  # temperature, top-k and top-p all active: q is built like p
 
 

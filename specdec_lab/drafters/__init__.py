@@ -1,6 +1,7 @@
 """Drafters: anything that proposes the next γ tokens. One file per method."""
 
 from .adapt import DuckDrafter, as_drafter
+from .cascade import FirstNonEmpty
 from .base import Draft, Drafter, DraftTree, WrappedDrafter
 from .dynamic import HeuristicGamma
 from .eagle import EagleDrafter
@@ -12,6 +13,6 @@ from .retrieval import RetrievalDrafter
 from .small_model import ModelDrafter
 
 __all__ = [
-    "Draft", "DraftTree", "Drafter", "EagleDrafter", "HeuristicGamma", "LookaheadDrafter", "MedusaDrafter", "ModelDrafter", "PromptLookupDrafter",
+    "Draft", "DraftTree", "Drafter", "EagleDrafter", "FirstNonEmpty", "HeuristicGamma", "LookaheadDrafter", "MedusaDrafter", "ModelDrafter", "PromptLookupDrafter",
     "RetrievalDrafter", "DuckDrafter", "WrappedDrafter", "as_drafter", "early_exit_drafter",
 ]

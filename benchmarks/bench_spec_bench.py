@@ -45,7 +45,8 @@ from specdec_lab.models.smollm2 import chat_ids  # noqa: E402
 QUESTIONS = HERE.parent.parent / "shared" / "data" / "spec_bench" / "question.jsonl"
 MT_ORDER = ["writing", "roleplay", "reasoning", "math", "coding", "extraction", "stem", "humanities"]
 LOSSLESS_OURS = [("eagle", "greedy"), ("eagle", "tree-greedy"), ("medusa", "greedy"), ("distilled", "greedy"),
-                 ("early-exit", "greedy"), ("prompt-lookup", "greedy"), ("lookahead", "greedy"), ("retrieval", "greedy")]
+                 ("early-exit", "greedy"), ("prompt-lookup", "greedy"), ("lookahead", "greedy"), ("retrieval", "greedy"),
+                 ("lookup+retrieval", "greedy")]
 HF_EARLY_EXIT_LAYERS = 4
 
 
@@ -85,8 +86,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--write", type=Path, default=None, help="also write the section --section of this Markdown file")
     ap.add_argument("--section", default="smollm2", help="the section of --write to replace (default: smollm2)")
     ap.add_argument("--lookup-only", action="store_true",
-                    help="a side run: our prompt lookup against transformers' generate and prompt lookup, both drafting "
-                         "--gamma tokens (e.g. --gamma 10, the longer draft transformers' best run used)")
+                    help="a side run: our prompt lookup and lookup+retrieval against transformers' generate and prompt "
+                         "lookup, all drafting --gamma tokens (and transformers' at 10 tokens, its best in the full run)")
     ap.add_argument("--quick", action="store_true", help="a side run: the trained heads and prompt lookup (greedy), "
                     "against transformers' generate and prompt lookup only (e.g. to compare dtypes)")
     ap.add_argument("--skip", type=int, default=0, help="leave out the first N questions (round-robin order): resume a run")
@@ -114,7 +115,8 @@ def main(argv=None) -> dict:
         methods = [m for m in LOSSLESS_OURS if m[1] == "greedy" and m[0] in ("eagle", "medusa", "distilled", "prompt-lookup")]
         hf_extra, distilled = {}, None
     elif args.lookup_only:
-        methods, hf_extra, distilled = [("prompt-lookup", "greedy")], {}, None
+        methods, distilled = [("prompt-lookup", "greedy"), ("lookup+retrieval", "greedy")], None
+        hf_extra = hf_extra if args.gamma != 10 else {}  # transformers' prompt lookup at γ, and at 10 (its best)
     elif args.hf_early_exit_only:
         methods, hf_baselines, distilled, hf_extra = [("prompt-lookup", "greedy")], False, None, early_exit
     elif not args.no_hf_early_exit:
@@ -169,12 +171,12 @@ def catalogue_section(result: dict) -> str:
                   for i, run in enumerate(runs, 1) for dtype, v in run.items()]
     ks = list(next(iter(cost.values()))["ms"]) if cost else []
     partial = "" if result.get("complete", True) else f"**PARTIAL**: {result['questions_done']} of {h['questions']} questions. "
-    side_run = side_run_title(h)
+    side_run = side_run_title(h, result["methods"])
     title = (f"Side run on SmolLM2-135M-Instruct in {h.get('dtype')}: {side_run}" if side_run
              else f"On SmolLM2-135M-Instruct in {h.get('dtype')} (Spec-Bench's six task types)")
     verdict = (f"A side run of the few methods below, not a judgement of the goals (the full run is that). "
                f"Here {g['best']} ran at {g['speedup']:.2f}× and {g['best_hf']} at {g['hf_speedup']:.2f}× our "
-               f"autoregressive loop." if side_run else
+               f"autoregressive loop ({g['over_hf']:.2f}× transformers')." if side_run else
                f"Best lossless drafter: **{g['best']}**, {g['speedup']:.2f}× over our autoregressive loop "
                f"(goal ≥ {GOAL_OVER_AR}×), {g['over_hf']:.2f}× the best transformers method ({g['best_hf']}, "
                f"{g['hf_speedup']:.2f}×; goal ≥ {GOAL_OVER_TRANSFORMERS}×), worst task {g['worst_task']} at "
@@ -198,13 +200,14 @@ def catalogue_section(result: dict) -> str:
     ])
 
 
-def side_run_title(header: dict) -> str | None:
+def side_run_title(header: dict, methods: list[str] = ()) -> str | None:
     """What a side run measured (from the flags of its command), or None for the full run."""
     command = header.get("command", "")
     if "--hf-early-exit-only" in command:
         return "transformers' assistant_early_exit"
     if "--lookup-only" in command:
-        return f"prompt lookup drafting γ = {header['gamma']}, ours against transformers'"
+        cascade = " (and lookup+retrieval)" if any(m.startswith("lookup+retrieval") for m in methods) else ""
+        return f"prompt lookup{cascade} drafting γ = {header['gamma']}, ours against transformers'"
     return None
 
 

@@ -286,3 +286,22 @@ def test_device_bundle_fits_the_device_tools_limit_and_calls_the_trainer():
                  "--regen-seconds 60", "cat /tmp/dev/model.gguf.part1 .dev/b/model.gguf.part2"):
         assert flag in second
     assert len(first) <= 2000 and len(second) <= 2000  # the device tool's command limit
+
+
+def test_datastore_questions_are_openings_of_training_chats_only(monkeypatch):
+    """selfdistill.sharegpt_questions: a chat's first part, not held out, not contaminated, English, short, once."""
+    from specdec_lab.models.smol import selfdistill, sharegpt
+
+    def chat(rid, question):
+        return {"id": rid, "conversations": [{"from": "human", "value": question}, {"from": "gpt", "value": "ok"}]}
+
+    held = next(f"h{i}" for i in range(1000) if sharegpt.held_out({"id": f"h{i}_0"}))
+    kept = next(f"k{i}" for i in range(1000) if not sharegpt.held_out({"id": f"k{i}_0"}))
+    records = [chat(f"{kept}_0", "What is a cat?"), chat(f"{kept}_1", "And a dog?"),  # a later part: no opening
+               chat(f"{held}_0", "Held out?"), chat("x_0", "Quote THE SPEC-BENCH TURN here"),
+               chat("y_0", "Что такое кошка?"), chat("z_0", "long " * 300), chat("w_0", "What is a cat?"),
+               chat("v", "Why is the sky blue?")]
+    monkeypatch.setattr(sharegpt, "conversations", lambda limit=None: iter(records))
+    monkeypatch.setattr(sharegpt, "spec_bench_keys", lambda path: ["THE SPEC-BENCH TURN"])
+    assert sorted(selfdistill.sharegpt_questions(10)) == ["What is a cat?", "Why is the sky blue?"]
+    assert len(selfdistill.sharegpt_questions(1)) == 1

@@ -31,7 +31,7 @@ from .drafters.retrieval import RetrievalDrafter
 from .drafters.small_model import ModelDrafter
 from .models.loading import ZOO_DIR, load_model
 from .models.smol import build as smol_build
-from .models.trained import CARD, find_weights, retrieval_datastore, trained_for_smollm2
+from .models.trained import CARD, DATASTORE, find_weights, retrieval_datastore, trained_for_smollm2
 from .verifiers import (RULES, BlockVerification, GreedyMatch, SpeculativeSampling, TopKMatch, TreeGreedy,
                         TreeSpeculative, TypicalAcceptance, Verifier)
 
@@ -118,8 +118,8 @@ def _stdlib_datastore(tokenizer, max_chars: int) -> tuple[tuple[int, ...], ...]:
 
 def _retrieval(target, tokenizer=None, texts=None, datastore_ids=None, max_chars: int = 400_000, **options):
     """REST over ``texts`` (or token ids); by default SmolLM2's own answers for SmolLM2, else the Python standard library's source."""
-    if datastore_ids is None and texts is None:
-        datastore_ids = retrieval_datastore(target)
+    if datastore_ids is None and texts is None and DATASTORE.exists() and trained_for_smollm2(target):
+        return _smollm2_retrieval(tuple(sorted(options.items())))
     if datastore_ids is None:
         if tokenizer is None:
             raise ValueError("the retrieval drafter needs the target's tokenizer (or datastore_ids) to build its datastore")
@@ -132,6 +132,12 @@ def _retrieval(target, tokenizer=None, texts=None, datastore_ids=None, max_chars
 def _lookup_then_retrieval(target, tokenizer=None, **options):
     """Prompt lookup, and REST on the steps where it finds no match (``options``: the retrieval drafter's)."""
     return FirstNonEmpty([PromptLookupDrafter(), _retrieval(target, tokenizer, **options)], name="lookup+retrieval")
+
+
+@functools.lru_cache(maxsize=2)
+def _smollm2_retrieval(options: tuple) -> RetrievalDrafter:
+    """SmolLM2's REST drafter, its datastore indexed once per process (the drafter keeps no run state)."""
+    return RetrievalDrafter(retrieval_datastore(), **dict(options))
 
 
 @functools.lru_cache(maxsize=2)

@@ -77,10 +77,8 @@ def draft_vocab(folder: Path, device=None) -> torch.Tensor | None:
 DATASTORE = SMOL_WEIGHTS / "retrieval_answers.json.gz"
 
 
-def retrieval_datastore(target) -> list[list[int]] | None:
-    """SmolLM2's own answers to the training prompts (token ids), for REST, when ``target`` is SmolLM2; else None."""
+def retrieval_datastore() -> list[list[int]]:
+    """SmolLM2's own greedy answers (token ids, one list per answer): the REST datastore shipped for SmolLM2."""
     import gzip
 
-    if not DATASTORE.exists() or not trained_for_smollm2(target):
-        return None
     return json.loads(gzip.decompress(DATASTORE.read_bytes()))

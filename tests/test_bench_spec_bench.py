@@ -146,6 +146,8 @@ def test_a_lookup_only_side_run_is_titled_as_one_and_not_judged_against_the_goal
                               "against transformers'")
     assert "not a judgement of the goals" in section and "(goal ≥" not in section
     assert bench.side_run_title({"command": "python benchmarks/bench_spec_bench.py", "gamma": 4}) is None
+    with_cascade = bench.side_run_title(result["header"], [*result["methods"], "lookup+retrieval + greedy"])
+    assert with_cascade == "prompt lookup (and lookup+retrieval) drafting γ = 10, ours against transformers'"
 
 
 def test_step_view_on_smollm2_reads_the_best_trained_alpha():
@@ -175,6 +177,7 @@ def test_measured_smollm2_is_found_from_anywhere(tmp_path):
 
 
 STORED_SECTIONS = {"smollm2": "spec_bench_smollm2_bf16_part*.json", "smollm2-lookup10": "spec_bench_smollm2_bf16_lookup10.json",
+                   "smollm2-lookup4": "spec_bench_smollm2_bf16_lookup4.json",
                    "smollm2-fp32": "spec_bench_smollm2_fp32_quick.json",
                    "smollm2-early-exit": "spec_bench_smollm2_hf_early_exit.json"}
 

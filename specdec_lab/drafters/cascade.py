@@ -1,8 +1,9 @@
 """Cascade drafting: ask drafters in turn and keep the first draft that is not empty.
 
 A lookup drafter abstains when it finds nothing: prompt lookup has no earlier match of the sequence's last n-gram
-on about 4 steps in 10 of a Spec-Bench answer on SmolLM2, and those steps then decode one token, at the price of a
-full target forward. A second drafter can fill exactly those steps. With prompt lookup first and REST's datastore
+on about a third of the steps of SmolLM2's answers to Spec-Bench's questions (each record's ``empty_steps`` in
+``benchmarks/measured/spec_bench_smollm2_bf16_lookup4.json``), and those steps then decode one token, at the price of
+a full target forward. A second drafter can fill exactly those steps. With prompt lookup first and REST's datastore
 second (``lookup+retrieval``), a step drafts
 
     d = PL(x)        if prompt lookup finds a match in the prompt or output,

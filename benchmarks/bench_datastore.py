@@ -6,7 +6,7 @@ On Spec-Bench questions (greedy, γ 4, 128 new tokens, bf16), side by side with 
 question: prompt lookup alone, and ``lookup+retrieval`` (prompt lookup, then REST where it finds no match) with
 
   own         the shipped datastore: SmolLM2's own greedy answers (``weights/retrieval_answers.json.gz``,
-              ``python -m specdec_lab.models.smol.selfdistill --sharegpt 2500 --dtype bfloat16``);
+              ``python -m specdec_lab.models.smol.selfdistill --sharegpt 2500 --dtype bfloat16 --batch 32``);
   sharegpt    ShareGPT's answers (ChatGPT's text, from ``sharegpt.py``'s training shards), as many tokens as ``own``;
   sharegpt×4  four times as many.
 

@@ -303,5 +303,5 @@ def test_datastore_questions_are_openings_of_training_chats_only(monkeypatch):
                chat("v", "Why is the sky blue?")]
     monkeypatch.setattr(sharegpt, "conversations", lambda limit=None: iter(records))
     monkeypatch.setattr(sharegpt, "spec_bench_keys", lambda path: ["THE SPEC-BENCH TURN"])
-    assert sorted(selfdistill.sharegpt_questions(10)) == ["What is a cat?", "Why is the sky blue?"]
+    assert selfdistill.sharegpt_questions(10) == ["What is a cat?", "Why is the sky blue?"]  # file order
     assert len(selfdistill.sharegpt_questions(1)) == 1

@@ -63,22 +63,22 @@ class FirstNonEmpty(Drafter):
             d.reset()
         self.answered_by = [0] * len(self.drafters)
 
-    def propose(self, ids: torch.Tensor, gamma: int, to_probs: ToProbs, generator: torch.Generator | None) -> Draft:
+    def _first(self, ask):
+        """ask(drafter) for each member in turn; the first answer with tokens (or the last member's, empty)."""
         for i, d in enumerate(self.drafters):
-            draft = d.propose(ids, gamma, to_probs, generator)
-            if draft.tokens.numel() > 0 or i == len(self.drafters) - 1:
-                self.answered_by[i] += draft.tokens.numel() > 0
-                return draft
+            out = ask(d)
+            if out.tokens.numel() > 0 or i == len(self.drafters) - 1:
+                self.answered_by[i] += out.tokens.numel() > 0
+                return out
+
+    def propose(self, ids: torch.Tensor, gamma: int, to_probs: ToProbs, generator: torch.Generator | None) -> Draft:
+        return self._first(lambda d: d.propose(ids, gamma, to_probs, generator))
 
     def propose_tree(self, ids: torch.Tensor, branching: tuple[int, ...], to_probs: ToProbs,
                      generator: torch.Generator | None) -> DraftTree:
         if not self.branches:
             raise TypeError(f"drafter {self.name!r} cannot branch into token trees (a member cannot)")
-        for i, d in enumerate(self.drafters):
-            tree = d.propose_tree(ids, branching, to_probs, generator)
-            if tree.tokens.numel() > 0 or i == len(self.drafters) - 1:
-                self.answered_by[i] += tree.tokens.numel() > 0
-                return tree
+        return self._first(lambda d: d.propose_tree(ids, branching, to_probs, generator))
 
     def observe(self, verdict, hidden: torch.Tensor | None = None) -> None:
         for d in self.drafters:

@@ -60,22 +60,23 @@ def answer(model, tokenizer, prompts: list[str], out: Path, batch: int = 16) -> 
 def sharegpt_questions(count: int, max_chars: int = 1000) -> list[str]:
     """The opening questions of the first ``count`` ShareGPT chats of the training split (a chat's first part only,
     not held out, not contaminated by Spec-Bench), each at most ``max_chars`` long and mostly ASCII (SmolLM2 answers
-    English), without repeats."""
-    from .sharegpt import SPEC_BENCH, contaminated, conversations, held_out, spec_bench_keys, turns
+    English), without repeats, in file order."""
+    from .sharegpt import SPEC_BENCH, chat_base_id, contaminated, conversations, held_out, spec_bench_keys, turns
 
-    keys, seen = spec_bench_keys(SPEC_BENCH), set()
+    keys, found = spec_bench_keys(SPEC_BENCH), {}  # a dict: unique, and in the order found
     for record in conversations():
-        if len(seen) >= count:
+        if len(found) >= count:
             break
-        if str(record.get("id", "")).rsplit("_", 1)[-1] not in ("0", str(record.get("id", ""))):
+        base = chat_base_id(record)
+        if str(record.get("id", "")) not in (base, f"{base}_0"):
             continue  # a later part of a long chat: its first turn is not an opening
         chat = turns(record)
         if not chat or len(chat[0]["content"]) > max_chars or held_out(record) or contaminated(record, keys):
             continue
-        if sum(c.isascii() for c in chat[0]["content"]) < 0.95 * len(chat[0]["content"]):
-            continue
-        seen.add(chat[0]["content"])
-    return list(seen)
+        question = chat[0]["content"]
+        if sum(c.isascii() for c in question) >= 0.95 * len(question):
+            found[question] = None
+    return list(found)
 
 
 def write_datastore(answers: Path, out: Path, heldout: float = 0.1) -> Path:
@@ -101,7 +102,9 @@ def main(argv=None) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     model, tokenizer = load_model("smollm2", "cpu", getattr(torch, args.dtype))
     prompts = [p["text"] for p in json.loads(PROMPTS.read_text())][:: args.every]
-    prompts += [q for q in sharegpt_questions(args.sharegpt) if q not in set(prompts)] if args.sharegpt else []
+    if args.sharegpt:
+        known = set(prompts)
+        prompts += [q for q in sharegpt_questions(args.sharegpt) if q not in known]
     answer(model, tokenizer, prompts, args.out / "answers.jsonl", args.batch)
     write_datastore(args.out / "answers.jsonl", DATASTORE)
 

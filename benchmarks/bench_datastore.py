@@ -53,6 +53,38 @@ def sharegpt_answers(tokens: int, folder: Path) -> list[list[int]]:
     raise SystemExit(f"only {total} ShareGPT answer tokens in {folder}: run python -m specdec_lab.models.smol.sharegpt")
 
 
+def side_by_side(target, tokenizer, questions, runs: dict, threads: int) -> dict:
+    """Time our autoregressive loop and each run (name -> (drafter, γ, verifier or None)) on every question, in turn.
+
+    Returns per run τ (new tokens per target forward, the bonus counted), the share of steps that drafted nothing,
+    the speedup over our loop (ratio of summed times) and the step cost s (seconds per step ÷ the loop's seconds per
+    token, so speedup = τ / s)."""
+    seconds = {name: 0.0 for name in ["autoregressive", *runs]}
+    steps, empty = {name: 0 for name in runs}, {name: 0 for name in runs}
+    generate_autoregressive(target, chat_ids(tokenizer, questions[0].prompt), max_new_tokens=4)  # warm-up
+    for q in questions:
+        ids = chat_ids(tokenizer, q.prompt)
+        start = time.perf_counter()
+        generate_autoregressive(target, ids, max_new_tokens=NEW_TOKENS, min_new_tokens=NEW_TOKENS)
+        seconds["autoregressive"] += time.perf_counter() - start
+        for name, (drafter, gamma, verifier) in runs.items():
+            start = time.perf_counter()
+            run = generate_speculative(target, drafter, ids, gamma=gamma, max_new_tokens=NEW_TOKENS,
+                                       min_new_tokens=NEW_TOKENS, verifier=verifier)
+            seconds[name] += time.perf_counter() - start
+            steps[name] += len(run.steps)
+            empty[name] += sum(not s.draft for s in run.steps)
+        print(q.task, {n: steps[n] for n in runs}, flush=True)
+    tokens = len(questions) * NEW_TOKENS
+    ar_per_token = seconds["autoregressive"] / tokens
+    return {"questions": len(questions), "new_tokens": NEW_TOKENS, "dtype": str(target.dtype).removeprefix("torch."),
+            "threads": threads,
+            "tau": {n: round(tokens / steps[n], 3) for n in runs},
+            "empty_step_share": {n: round(empty[n] / steps[n], 3) for n in runs},
+            "speedup": {n: round(seconds["autoregressive"] / seconds[n], 3) for n in runs},
+            "step_cost": {n: round(seconds[n] / steps[n] / ar_per_token, 3) for n in runs}}
+
+
 def measure(per_task: int, threads: int, shards: Path) -> dict:
     torch.set_num_threads(threads)
     questions = spec_bench_questions(QUESTIONS, per_task)
@@ -64,28 +96,8 @@ def measure(per_task: int, threads: int, shards: Path) -> dict:
                 "sharegpt": build_drafter("lookup+retrieval", target, tokenizer, datastore_ids=sharegpt_answers(size, shards)),
                 "sharegpt×4": build_drafter("lookup+retrieval", target, tokenizer,
                                             datastore_ids=sharegpt_answers(4 * size, shards))}
-    seconds = {name: 0.0 for name in ["autoregressive", *drafters]}
-    steps, empty = {name: 0 for name in drafters}, {name: 0 for name in drafters}
-    generate_autoregressive(target, chat_ids(tokenizer, questions[0].prompt), max_new_tokens=4)  # warm-up
-    for q in questions:
-        ids = chat_ids(tokenizer, q.prompt)
-        start = time.perf_counter()
-        generate_autoregressive(target, ids, max_new_tokens=NEW_TOKENS, min_new_tokens=NEW_TOKENS)
-        seconds["autoregressive"] += time.perf_counter() - start
-        for name, drafter in drafters.items():
-            start = time.perf_counter()
-            run = generate_speculative(target, drafter, ids, gamma=GAMMA, max_new_tokens=NEW_TOKENS,
-                                       min_new_tokens=NEW_TOKENS)
-            seconds[name] += time.perf_counter() - start
-            steps[name] += len(run.steps)
-            empty[name] += sum(not s.draft for s in run.steps)
-        print(q.task, {n: steps[n] for n in drafters}, flush=True)
-    tokens = len(questions) * NEW_TOKENS
-    return {"questions": len(questions), "gamma": GAMMA, "new_tokens": NEW_TOKENS, "dtype": "bfloat16",
-            "threads": threads, "own_datastore_tokens": size,
-            "tau": {n: round(tokens / steps[n], 3) for n in drafters},
-            "empty_step_share": {n: round(empty[n] / steps[n], 3) for n in drafters},
-            "speedup": {n: round(seconds["autoregressive"] / seconds[n], 3) for n in drafters}}
+    result = side_by_side(target, tokenizer, questions, {n: (d, GAMMA, None) for n, d in drafters.items()}, threads)
+    return {"gamma": GAMMA, "own_datastore_tokens": size, **result}
 
 
 def main(argv=None) -> dict:

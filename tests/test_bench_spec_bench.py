@@ -176,7 +176,7 @@ def test_measured_smollm2_is_found_from_anywhere(tmp_path):
     assert step_view_on_smollm2(None)[0] is False and "no stored Spec-Bench run" in step_view_on_smollm2(None)[1]
 
 
-STORED_SECTIONS = {"smollm2": "spec_bench_smollm2_bf16_part*.json", "smollm2-lookup10": "spec_bench_smollm2_bf16_lookup10.json",
+STORED_SECTIONS = {"smollm2": spec_bench.MAIN_RUN, "smollm2-lookup10": "spec_bench_smollm2_bf16_lookup10.json",
                    "smollm2-lookup4": "spec_bench_smollm2_bf16_lookup4.json",
                    "smollm2-fp32": "spec_bench_smollm2_fp32_quick.json",
                    "smollm2-early-exit": "spec_bench_smollm2_hf_early_exit.json"}
@@ -195,3 +195,17 @@ def test_catalogue_sections_are_the_stored_runs(section):
     assert stored is not None, f"docs/catalogue.md has no section {section}"
     made = bench.catalogue_section(merge_results([json.loads(f.read_text(encoding="utf-8")) for f in files]))
     assert stored.group(1).strip() == made.strip()
+
+
+def test_lookup_shapes_figures_follow_from_their_measurements():
+    """bench_lookup_shapes.py's stored run: speedup = τ / s for every shape, and the τ each shape would need is the
+    goal (1.3× transformers' best in the stored γ-4 side run) times its measured step cost."""
+    shapes = json.loads((ROOT / "benchmarks" / "measured" / "lookup_shapes_smollm2.json").read_text(encoding="utf-8"))
+    side = goals(json.loads((ROOT / "benchmarks" / "measured" / shapes["goal"]["from"]).read_text(encoding="utf-8")))
+    assert shapes["goal"]["transformers_best"] == side["best_hf"]
+    assert shapes["goal"]["speedup_needed"] == pytest.approx(GOAL_OVER_TRANSFORMERS * side["hf_speedup"], abs=1e-3)
+    assert set(shapes["tau"]) == set(shapes["speedup"]) == set(shapes["step_cost"]) == set(shapes["tau_needed"])
+    for name, tau in shapes["tau"].items():
+        cost = shapes["step_cost"][name]
+        assert shapes["speedup"][name] == pytest.approx(tau / cost, rel=0.005), name  # both rounded to 3 places
+        assert shapes["tau_needed"][name] == pytest.approx(shapes["goal"]["speedup_needed"] * cost, abs=0.006), name

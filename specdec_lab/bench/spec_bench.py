@@ -44,6 +44,7 @@ STEP_VIEW_ALPHA = 0.5
 
 TRAINED = ("eagle", "medusa", "distilled", "early-exit")  # the drafters trained for SmolLM2 (models/smol/weights)
 
+MAIN_RUN = "spec_bench_smollm2_bf16_main*.json"  # the full run in benchmarks/measured (parts of one, if it was resumed)
 HF_PREFIX = "transformers"  # every transformers method's label starts so (runner.HF_GENERATE, HF_ASSISTED, HF_LOOKUP, ...)
 HF_BASELINE = "transformers generate"  # = runner.HF_GENERATE: transformers' autoregressive loop, a baseline, not a rival
 
@@ -136,12 +137,12 @@ def step_view_on_smollm2(result: dict | None) -> tuple[bool, str]:
 
 
 def measured_smollm2(start: Path | None = None) -> dict | None:
-    """The stored bf16 Spec-Bench run on SmolLM2 (``benchmarks/measured/spec_bench_smollm2_bf16_part*.json``), its
+    """The stored bf16 Spec-Bench run on SmolLM2 (``benchmarks/measured/`` + ``MAIN_RUN``), its
     parts merged; looked for from ``start`` (default: the working directory) upwards, then in the checkout this
     package runs from (a notebook copied elsewhere still finds it). None where there is none (an installed wheel)."""
     for origin in (Path.cwd() if start is None else Path(start), Path(__file__).resolve().parents[2]):
         for folder in (origin, *origin.parents):
-            parts = sorted((folder / "benchmarks" / "measured").glob("spec_bench_smollm2_bf16_part*.json"))
+            parts = sorted((folder / "benchmarks" / "measured").glob(MAIN_RUN))
             if parts:
                 return merge_results([json.loads(p.read_text(encoding="utf-8")) for p in parts])
     return None

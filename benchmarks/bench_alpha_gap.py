@@ -15,7 +15,6 @@ questions' domain (translation, summaries, math, RAG against ShareGPT chat): the
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -35,6 +34,7 @@ from specdec_lab.models.smol import train  # noqa: E402
 from specdec_lab.models.smollm2 import chat_ids  # noqa: E402
 from specdec_lab.models.trained import SMOL_WEIGHTS, card, ranked_vocab  # noqa: E402
 from specdec_lab.registry import build_drafter  # noqa: E402
+from stored import measure_and_store  # noqa: E402
 
 GAMMA, NEW_TOKENS = 4, 128
 
@@ -67,14 +67,7 @@ def measure(per_task: int, threads: int) -> dict:
 
 
 def main(argv=None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--per-task", type=int, default=2)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--out", type=Path, default=HERE / "measured" / "alpha_gap_smollm2.json")
-    args = ap.parse_args(argv)
-    result = measure(args.per_task, args.threads)
-    args.out.write_text(json.dumps(result, indent=1) + "\n")
-    return result
+    return measure_and_store(__doc__, HERE / "measured" / "alpha_gap_smollm2.json", measure, argv)
 
 
 if __name__ == "__main__":

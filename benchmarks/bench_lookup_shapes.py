@@ -17,7 +17,6 @@ measured cost, to meet it.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -34,6 +33,7 @@ from specdec_lab.bench.spec_bench import GOAL_OVER_TRANSFORMERS, goals  # noqa: 
 from specdec_lab.models.loading import load_model  # noqa: E402
 from specdec_lab.registry import build_drafter  # noqa: E402
 from specdec_lab.verifiers.tree import TreeGreedy  # noqa: E402
+from stored import measure_and_store  # noqa: E402
 
 SIDE_RUN = HERE / "measured" / "spec_bench_smollm2_bf16_lookup4.json"
 CHAINS = (4, 6, 8)
@@ -57,15 +57,7 @@ def measure(per_task: int, threads: int) -> dict:
 
 
 def main(argv=None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--per-task", type=int, default=2)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--out", type=Path, default=HERE / "measured" / "lookup_shapes_smollm2.json")
-    args = ap.parse_args(argv)
-    result = measure(args.per_task, args.threads)
-    print(json.dumps(result, indent=1))
-    args.out.write_text(json.dumps(result, indent=1) + "\n")
-    return result
+    return measure_and_store(__doc__, HERE / "measured" / "lookup_shapes_smollm2.json", measure, argv)
 
 
 if __name__ == "__main__":

@@ -195,7 +195,9 @@ def catalogue_section(result: dict) -> str:
         "(128 cached tokens, median of 7):", "",
         "| dtype | " + " | ".join(f"k = {k}" for k in ks) + " |", "|---|" + "---|" * len(ks), *cost_lines, "",
         verdict, "", summary_markdown(result), "",
-        "α = accepted ÷ checked drafts; τ = tokens per target forward; c = cost of one drafted token and v = cost of the "
+        "α = accepted ÷ checked drafts; α by position: α at draft positions 1..γ, each conditional (accepted ÷ checked "
+        "there, a position being checked only when every draft before it was accepted); τ = tokens per target forward "
+        "(the target's own token counted); c = cost of one drafted token and v = cost of the "
         "verification forward, both in autoregressive forwards, measured; predicted = τ-formula (1 − α^(γ+1)) / ((1 − α)(γc + v)).",
     ])
 
@@ -217,14 +219,17 @@ def summary_markdown(result: dict) -> str:
     tasks = [t for t in TASKS if any(r["task"] == t for r in rows)]
     methods = result["methods"]
     get = {(r["task"], r["method"]): r for r in rows}
-    lines = ["| method | α | τ | c | v | predicted | speedup | output = our AR's |", "|---|---|---|---|---|---|---|---|"]
+    lines = ["| method | α | α by position | τ | c | v | predicted | speedup | output = our AR's |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for m in methods:
         r = get.get(("all", m))
         if r is None:
             continue
         f = lambda k: f"{r[k]:.2f}" if isinstance(r.get(k), float) and r[k] == r[k] else "–"  # noqa: E731
+        by_position = " / ".join("–" if a is None else f"{a:.2f}" for a in r.get("per_position") or []) or "–"
         same = f"{r['identical_share']:.0%} of {r['compared']}" if "identical_share" in r else "–"
-        lines.append(f"| {m} | {f('alpha')} | {f('tau')} | {f('c')} | {f('v')} | {f('predicted_v')} | {r['speedup']:.2f}× | {same} |")
+        lines.append(f"| {m} | {f('alpha')} | {by_position} | {f('tau')} | {f('c')} | {f('v')} | {f('predicted_v')} | "
+                     f"{r['speedup']:.2f}× | {same} |")
     lines += ["", "| method | " + " | ".join(tasks) + " | overall |", "|---|" + "---|" * (len(tasks) + 1)]
     for m in methods:
         cells = [get.get((t, m)) for t in tasks + ["all"]]

@@ -138,6 +138,19 @@ def test_the_step_cost_uses_the_runs_gamma(gamma, cost):
     assert "(goal ≥ 1.8×)" in section and "goal ≥ 1.3×)" in section and "(goal > 1.0×)" in section
 
 
+def test_the_table_gives_conditional_alpha_by_position():
+    """The issue's n-α: one conditional α per draft position; a position no draft reached is "–", a method without
+    traces (transformers') has none."""
+    result = _measured(4)
+    for row in result["summary"]:
+        if row["method"] == "eagle + greedy":
+            row["per_position"] = [0.5, 0.25, None]
+    table = bench.summary_markdown(result)
+    assert "| method | α | α by position | τ |" in table
+    assert "| eagle + greedy | 0.50 | 0.50 / 0.25 / – | 2.00 |" in table
+    assert "| transformers prompt lookup | – | – | – |" in table
+
+
 def test_a_lookup_only_side_run_is_titled_as_one_and_not_judged_against_the_goals():
     result = _measured(10)
     result["header"]["command"] += " --lookup-only"

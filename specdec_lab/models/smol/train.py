@@ -556,6 +556,9 @@ def main(argv=None) -> None:
     parser.add_argument("--regen-seconds", type=float, default=90.0)
     parser.add_argument("--regen-batch", type=int, default=512)
     parser.add_argument("--max-new", type=int, default=256)
+    parser.add_argument("--regen-opening", type=int, default=384,
+                        help="answer only openings of at most this many tokens (longer ones: long-prompt tasks such "
+                             "as summaries and RAG, where Spec-Bench's α is lowest, at a higher generation cost)")
     parser.add_argument("--init", type=Path, default=None,
                         help="start each drafter from the weights in this folder (e.g. smol/weights) and keep its "
                              "draft vocabulary: a warm start that adds epochs")
@@ -582,8 +585,8 @@ def main(argv=None) -> None:
     train_rows, heldout_rows = load_split(args.data, "train"), load_split(args.data, "heldout")
     train_rows, heldout_rows = first_tokens(train_rows, args.train_tokens), first_tokens(heldout_rows, args.heldout_tokens)
     eos = int(target.config.eos_token_id if isinstance(target.config.eos_token_id, int) else target.config.eos_token_id[0])
-    openings = [o for o in (opening(i, a, 384) for i, a in train_rows) if o is not None][: args.regen]
-    held_openings = [o for o in (opening(i, a, 384) for i, a in heldout_rows) if o is not None]
+    openings = [o for o in (opening(i, a, args.regen_opening) for i, a in train_rows) if o is not None][: args.regen]
+    held_openings = [o for o in (opening(i, a, args.regen_opening) for i, a in heldout_rows) if o is not None]
     regen_held = regenerate(target, held_openings[: args.regen_heldout], eos, args.max_new, args.regen_batch, args.regen_seconds)
     regen = regenerate(target, openings, eos, args.max_new, args.regen_batch, args.regen_seconds)
     log(f"regenerated {len(regen)} training and {len(regen_held)} held-out answers")

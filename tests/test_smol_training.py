@@ -141,6 +141,14 @@ def test_a_shorter_unroll_trains_fewer_steps_but_counts_every_position(tiny):
     assert recipe.card() == {"ttt_steps": 2}
 
 
+
+@pytest.mark.parametrize("flags", [["--ttt-steps", "0"], ["--train-vocab", "40000"], ["--train-vocab", "8192"]])
+def test_training_options_out_of_range_stop_with_a_message(flags, capsys):
+    """Before anything loads: no unroll, a law wider than V', or narrower than what drafting reads."""
+    with pytest.raises(SystemExit):
+        T.main(flags)
+    assert flags[0] in capsys.readouterr().err
+
 def test_a_bf16_target_trains_fp32_drafters_under_autocast(tiny):
     """--dtype bfloat16 on a CPU: the target runs in bf16, the drafters' matmuls under bf16 autocast, their weights
     stay fp32, and the loss still falls (the train loop, one batch, as the command line runs it)."""

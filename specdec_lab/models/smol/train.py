@@ -258,7 +258,7 @@ class Recipe:
 class EagleRecipe(Recipe):
     name, lr = "eagle", 3e-4
     what = "fc + 1 decoder layer over the target's features (EAGLE head, EAGLE-3 training)"
-    ttt_steps = TTT_STEPS  # steps unrolled in training (``--ttt-steps``; the loss and the α counts read all of them)
+    ttt_steps = TTT_STEPS  # steps unrolled in training (``--ttt-steps``); the α counts always read TTT_STEPS
 
     def build(self) -> nn.Module:
         return EagleHead(EagleConfig.like(self.target))
@@ -567,6 +567,11 @@ def main(argv=None) -> None:
     parser.add_argument("--out", type=Path, default=SMOL_WEIGHTS)
     parser.add_argument("--readme", action="store_true", help="only regenerate README.md from the cards")
     args = parser.parse_args(argv)
+    if args.ttt_steps < 1:
+        parser.error(f"--ttt-steps must be at least 1 (got {args.ttt_steps})")
+    if not args.draft_vocab <= args.train_vocab <= VOCAB_KEPT:
+        parser.error(f"--train-vocab must lie between --draft-vocab ({args.draft_vocab}) and the {VOCAB_KEPT} ids "
+                     f"draft_vocab.safetensors keeps (got {args.train_vocab})")
     if args.readme:
         print(write_readme(args.out))
         return

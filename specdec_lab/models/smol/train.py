@@ -193,7 +193,8 @@ class Recipe:
     """One drafter kind: its trained module and lr, its loss on a taught batch, its acceptance counts, its files.
 
     ``rows(t)`` gives the (B, T_k, d) states whose W' logits the recipe scores, one per draft position k, with the
-    shift s_k: row t predicts token t + s_k, scored against the law at t + s_k − 1.
+    shift s_k: row t predicts token t + s_k, scored against the law at t + s_k − 1. ``count_rows(t)`` are the rows
+    the held-out counts read: the same, except where training unrolls fewer positions than a card reports.
     """
 
     name: str
@@ -238,12 +239,15 @@ class Recipe:
     def step_weight(self, k: int) -> float:
         return 1.0
 
+    def count_rows(self, t: Taught) -> list[tuple[torch.Tensor, int]]:
+        return self.rows(t)
+
     @torch.no_grad()
     def counts(self, t: Taught) -> tuple[list[int], list[int]]:
         """(tried, accepted) by draft position on a held-out batch (answer positions, see the module's docstring)."""
         hits, chain = [], []
         on_path = t.on_greedy_path()
-        for h, shift in self.rows(t):
+        for h, shift in self.count_rows(t):
             n = h.shape[1]
             draft = self.vocab[self.logits(h).argmax(-1)]  # (B, n) full ids
             hits.append(draft == t.greedy[:, shift - 1: shift - 1 + n])
@@ -264,25 +268,22 @@ class EagleRecipe(Recipe):
         return EagleHead(EagleConfig.like(self.target))
 
     def rows(self, t: Taught) -> list[tuple[torch.Tensor, int]]:
-        T = t.ids.shape[1] - self.ttt_steps  # anchors with every step's next token inside the row
+        return self.unrolled(t, self.ttt_steps)
+
+    def count_rows(self, t: Taught) -> list[tuple[torch.Tensor, int]]:
+        return self.unrolled(t, TTT_STEPS)  # cards report TTT_STEPS positions whatever the training unroll
+
+    def unrolled(self, t: Taught, steps: int) -> list[tuple[torch.Tensor, int]]:
+        T = t.ids.shape[1] - steps  # anchors with every step's next token inside the row
         if T < 1:
             return []
         with torch.no_grad():
             e = self.embed(t.ids[:, 1:]).float()  # (B, L − 1, d) e(x_{t+1})
-        outs = eagle_unroll(self.model, t.final[:, :T], e, self.ttt_steps)
+        outs = eagle_unroll(self.model, t.final[:, :T], e, steps)
         return [(o, k + 2) for k, o in enumerate(outs)]  # f̂^{(k)}_t predicts x_{t+k+2}
 
     def step_weight(self, k: int) -> float:
         return TTT_DECAY ** k
-
-    @torch.no_grad()
-    def counts(self, t: Taught) -> tuple[list[int], list[int]]:
-        """α by position at TTT_STEPS positions whatever ``ttt_steps`` trained (cards compare like with like)."""
-        trained, self.ttt_steps = self.ttt_steps, TTT_STEPS
-        try:
-            return super().counts(t)
-        finally:
-            self.ttt_steps = trained
 
     def save_weights(self, folder: Path) -> None:
         self.model.save(folder, {})

@@ -4,6 +4,7 @@ regenerate it with ``SPECDEC_LAB_WRITE_DOCS=1 pytest tests/test_bad_input_table.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 from pathlib import Path
@@ -20,6 +21,7 @@ from specdec_lab.core.lm import check_same_tokenizer
 from specdec_lab.verifiers import TypicalAcceptance
 from specdec_lab.lab.viz.playground import Playground
 
+from bad_input_outcome import outcome as _outcome
 from conftest import tiny_gpt2, tiny_llama
 from test_bad_input import CASES, EmptyDrafter, _word_tokenizer
 
@@ -38,14 +40,6 @@ def _value(v) -> str:
     return text if len(text) <= 30 else text[:29] + "…"
 
 
-def _outcome(fn) -> tuple[str, str]:
-    try:
-        fn()
-    except SystemExit as exit_:
-        return "SystemExit", str(exit_)
-    except Exception as err:  # noqa: BLE001 - every failure is recorded, whatever its type
-        return type(err).__name__, str(err)
-    return "(no error)", ""
 
 
 def _cli(args: list[str], capsys) -> tuple[str, str]:
@@ -183,6 +177,9 @@ def test_every_bad_input_gets_a_clear_message(capsys, tmp_path, monkeypatch):
     widget.append(("tree verifier with a drafter that cannot branch", pg.error))
     assert pg.output.value == before
     rows += [("playground widget", label, "shown in the widget", message or "") for label, message in widget]
+
+    for module in sorted(Path(__file__).parent.glob("bad_input_rows_*.py")):  # v3 probes, one module per area
+        rows += importlib.import_module(module.stem).rows(tmp_path, monkeypatch)
 
     missing = [(where, what) for where, what, kind, message in rows if kind == "(no error)" or not message]
     assert not missing, f"inputs that were accepted silently: {missing}"

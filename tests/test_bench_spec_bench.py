@@ -163,30 +163,12 @@ def test_a_lookup_only_side_run_is_titled_as_one_and_not_judged_against_the_goal
     assert with_cascade == "prompt lookup (and lookup+retrieval) drafting γ = 10, ours against transformers'"
 
 
-def test_step_view_on_smollm2_reads_the_best_trained_alpha():
-    from specdec_lab.bench.spec_bench import STEP_VIEW_ALPHA, step_view_on_smollm2
-
-    def run(eagle, medusa):
-        rows = [{"task": "all", "method": "eagle + greedy", "alpha": eagle},
-                {"task": "all", "method": "medusa + greedy", "alpha": medusa},
-                {"task": "all", "method": "eagle + tree-greedy", "alpha": 0.99},  # not a chain: not counted
-                {"task": "all", "method": "prompt-lookup + greedy", "alpha": 0.9},  # not trained: not counted
-                {"task": "qa", "method": "medusa + greedy", "alpha": 0.95}]  # one task: not counted
-        return {"header": {"questions": 18}, "summary": rows}
-
-    ok, why = step_view_on_smollm2(run(0.31, 0.22))
-    assert not ok and "eagle" in why and "0.31" in why and f"below {STEP_VIEW_ALPHA}" in why
-    ok, why = step_view_on_smollm2(run(0.31, STEP_VIEW_ALPHA))
-    assert ok and "medusa" in why and "runs on SmolLM2" in why
-
-
 def test_measured_smollm2_is_found_from_anywhere(tmp_path):
     """A notebook copied out of the repository (the browser tests' lab root) still finds the stored run."""
-    from specdec_lab.bench.spec_bench import measured_smollm2, step_view_on_smollm2
+    from specdec_lab.bench.spec_bench import measured_smollm2
 
     run = measured_smollm2(tmp_path)
     assert run is not None and run["summary"] and run["questions_done"] > 0
-    assert step_view_on_smollm2(None)[0] is False and "no stored Spec-Bench run" in step_view_on_smollm2(None)[1]
 
 
 STORED_SECTIONS = {"smollm2": spec_bench.MAIN_RUN, "smollm2-lookup10": "spec_bench_smollm2_bf16_lookup10.json",

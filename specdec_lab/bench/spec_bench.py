@@ -13,8 +13,6 @@ which reads the parts stored in ``benchmarks/measured``:
 * :func:`goals` picks the best of our lossless drafters and compares it with the goals below: its speedup over our
   autoregressive loop, its ratio to the best of transformers' speculative methods in the same run, and its worst task.
 * :func:`step_cost` is the cost of one speculative step, in autoregressive forwards, for the run's γ.
-* :func:`step_view_on_smollm2` says whether SmolLM2's best trained drafter accepts enough for the step player (02)
-  and the playground (07) to default to it, with the measured α that decides.
 """
 
 from __future__ import annotations
@@ -24,8 +22,8 @@ from pathlib import Path
 
 from .metrics import AR, median_records, summarize
 
-__all__ = ["GOAL_OVER_AR", "GOAL_OVER_TRANSFORMERS", "GOAL_WORST_TASK", "STEP_VIEW_ALPHA", "TASKS", "goals",
-           "measured_smollm2", "merge_results", "step_cost", "step_view_on_smollm2"]
+__all__ = ["GOAL_OVER_AR", "GOAL_OVER_TRANSFORMERS", "GOAL_WORST_TASK", "TASKS", "goals",
+           "measured_smollm2", "merge_results", "step_cost"]
 
 TASKS = ["multi-turn", "translation", "summarization", "qa", "math_reasoning", "rag"]
 """Spec-Bench's six task types, in the order of its tables."""
@@ -38,11 +36,6 @@ GOAL_OVER_TRANSFORMERS = 1.3
 
 GOAL_WORST_TASK = 1.0
 """Goal: its speedup on its worst task type, strictly above this (no task type slowed down)."""
-
-STEP_VIEW_ALPHA = 0.5
-"""α at which a step view on SmolLM2 is worth watching: at least as many drafted tokens accepted as rejected."""
-
-TRAINED = ("eagle", "medusa", "distilled", "early-exit")  # the drafters trained for SmolLM2 (models/smol/weights)
 
 MAIN_RUN = "spec_bench_smollm2_bf16_main*.json"  # the full run in benchmarks/measured (parts of one, if it was resumed)
 HF_PREFIX = "transformers"  # every transformers method's label starts so (runner.HF_GENERATE, HF_ASSISTED, HF_LOOKUP, ...)
@@ -115,25 +108,6 @@ def step_cost(gamma: int, c: float, v: float) -> float:
     """The cost of one speculative step in autoregressive forwards: γ drafted tokens at ``c`` each, then one
     verification forward at ``v`` (γc + v); the step yields τ tokens."""
     return gamma * c + v
-
-
-def step_view_on_smollm2(result: dict | None) -> tuple[bool, str]:
-    """(whether to default to it, why): SmolLM2's best trained drafter by α (greedy chains, all tasks) in a Spec-Bench
-    run, against :data:`STEP_VIEW_ALPHA`. α is the run's accepted share of drafted tokens."""
-    if result is None:
-        return False, "no stored Spec-Bench run on SmolLM2 was found (benchmarks/measured): this view stays on the bundled pair"
-    rows = {r["method"]: r for r in result["summary"] if r["task"] == "all" and r.get("alpha") is not None}
-    alphas = {m: rows[m]["alpha"] for m in rows if m.split(" + ")[0] in TRAINED and m.endswith(" + greedy")}
-    if not alphas:
-        return False, "the Spec-Bench run measured no trained drafter"
-    best = max(alphas, key=alphas.get)
-    alpha, questions = alphas[best], result["header"].get("questions")
-    said = f"SmolLM2's best trained drafter, {best.split(' + ')[0]}, accepted α = {alpha:.2f} of its drafted tokens on " \
-           f"{questions} Spec-Bench questions (benchmarks/measured)"
-    if alpha >= STEP_VIEW_ALPHA:
-        return True, said + f": at least {STEP_VIEW_ALPHA}, so the step view runs on SmolLM2."
-    return False, said + f", below {STEP_VIEW_ALPHA}: most of its steps would show one red token and the target's " \
-                         "own, so this view stays on the bundled pair, whose drafter accepts most drafts."
 
 
 def measured_smollm2(start: Path | None = None) -> dict | None:

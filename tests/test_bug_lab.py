@@ -56,3 +56,38 @@ def test_the_lab_is_the_same_in_every_process():
     other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                            env=os.environ | {"PYTHONHASHSEED": "123"}).stdout
     assert eval(other) == Lab().logits("target", (1, 2)).tolist()
+
+
+def test_a_row_changed_in_place_changes_nothing_later():
+    """The lab's tables are cached per process; what it hands out is a copy, so a caller that scales a row in place
+    (or zeroes the logits) changes no later law: a fresh lab's exact rule still has TV 0, and the bug hunt's
+    "always True" answer still fails."""
+    from specdec_lab.lab.exercises import WrongAnswer, check
+
+    lab = Lab()
+    before = (lab.p_of(()).clone(), lab.q_of(()).clone(), lab.logits("target", ()).clone(),
+              lab.dist("drafter", (1,), temperature=1.0, top_k=None).clone())
+    lab.p_of(()).mul_(0.5)
+    lab.q_of(()).zero_()
+    lab.logits("target", ()).fill_(float("nan"))
+    lab.dist("drafter", (1,), temperature=1.0, top_k=None).add_(1.0)
+    after = (lab.p_of(()), lab.q_of(()), lab.logits("target", ()), lab.dist("drafter", (1,), temperature=1.0, top_k=None))
+    assert all(torch.equal(a, b) for a, b in zip(before, after))
+    assert Lab().tv(SpeculativeSampling()) < 1e-12
+    with pytest.raises(WrongAnswer):
+        check("bug-hunt", lambda lab, verifier: True)
+
+
+def test_an_answer_that_changes_the_rows_it_reads_cannot_pass_the_bug_hunt():
+    """An answer that halves every p row it reads, then says True, would make every verifier look law-changing if the
+    check's labs shared those rows."""
+    from specdec_lab.lab.exercises import WrongAnswer, check
+
+    def vandal(lab, verifier):
+        for prefix in [(), (0,), (1,), (2,)]:
+            lab.p_of(prefix).mul_(0.5)
+        return True
+
+    with pytest.raises(WrongAnswer):
+        check("bug-hunt", vandal)
+    assert Lab().tv(SpeculativeSampling()) < 1e-12

@@ -47,13 +47,17 @@ class Lab:
     gamma: int = 2
     seed: int = 2  # a setting where every law-changing bug moves the law by ≥ 0.04 in TV
 
+    # Every accessor returns a copy: the tables are cached once per process, and a caller that changed a cached row in
+    # place (lab.p_of(()).mul_(0.5)) would change the law of every lab made after it, until the kernel restarts.
+
     def logits(self, who: str, prefix: tuple[int, ...]) -> torch.Tensor:
-        return _logits(self.seed, who, self.vocab, prefix)
+        """(V,) float64: the raw logits of ``who`` ("target" or "drafter") after ``prefix`` (a copy)."""
+        return _logits(self.seed, who, self.vocab, prefix).clone()
 
     def dist(self, who: str, prefix: tuple[int, ...], temperature: float | None = None, top_k: int | None = -1) -> torch.Tensor:
-        """(V,) float64: softmax(logits / T) after top-k (``top_k=None``: no top-k; -1: the lab's)."""
+        """(V,) float64: softmax(logits / T) after top-k (``top_k=None``: no top-k; -1: the lab's), a copy."""
         return _dist(self.seed, who, self.vocab, prefix, self.temperature if temperature is None else temperature,
-                     self.top_k if top_k == -1 else top_k)
+                     self.top_k if top_k == -1 else top_k).clone()
 
     def p_of(self, prefix: tuple[int, ...]) -> torch.Tensor:
         return self.dist("target", prefix)

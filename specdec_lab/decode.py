@@ -34,8 +34,12 @@ def generate_autoregressive(
     seed: int = 0,
     min_new_tokens: int = 0,
     eos_token_id: int | list[int] | None = None,
+    on_step=None,
 ) -> GenerationOutput:
-    """The baseline: one target forward per new token, x_t ~ p(· | x_<t), with a KV cache."""
+    """The baseline: one target forward per new token, x_t ~ p(· | x_<t), with a KV cache.
+
+    ``on_step(record)``, if given, sees each step's :class:`StepRecord` once it is recorded (to stream a view); it only
+    observes, and what it raises ends the run."""
     ids, cfg = checks.decode_config(target, input_ids, gamma=0, max_new_tokens=max_new_tokens, min_new_tokens=min_new_tokens,
                                     temperature=temperature, top_k=top_k, top_p=top_p, seed=seed, eos_token_id=eos_token_id)
     generator = torch.Generator(device=target.device).manual_seed(cfg.seed)
@@ -46,6 +50,8 @@ def generate_autoregressive(
         token = sample(cfg.probs(lm.forward(feed, last_only=True), len(out))[0], generator)  # p: (V,)
         trace.record_plain(ids.shape[0] + len(out), int(token), trace.lap())
         out.append(int(token))
+        if on_step is not None:
+            on_step(trace.steps[-1])
         if out[-1] in cfg.eos_ids:
             break
         feed = token.view(1)
@@ -69,6 +75,7 @@ def generate_speculative(
     eos_token_id: int | list[int] | None = None,
     reference: list[int] | None = None,
     keep_rows: bool = False,
+    on_step=None,
 ) -> GenerationOutput:
     """Draft, then verify (Leviathan et al. 2023, Algorithm 1; Chen et al. 2023, Algorithm 2).
 
@@ -82,7 +89,8 @@ def generate_speculative(
     ``input_ids`` may be token ids or a tokenizer's output. ``reference``: token ids to compare the
     output with (the target's own greedy output), filling ``stats.diverged_at``. ``keep_rows=True`` keeps
     each step's full p and q rows in its record (``StepRecord.rows``, V floats per row) for
-    :func:`specdec_lab.lab.replay.replay`.
+    :func:`specdec_lab.lab.replay.replay`. ``on_step(record)``, if given, sees each step's :class:`StepRecord` once
+    it is recorded (to stream a view); it only observes, and what it raises ends the run.
     """
     ids, cfg = checks.decode_config(target, input_ids, gamma=checks.check_gamma(gamma), max_new_tokens=max_new_tokens,
                                     min_new_tokens=min_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
@@ -92,7 +100,7 @@ def generate_speculative(
     drafter.reset()
     forwards_before = drafter.forward_count
     lm, trace = CachedLM(target), Recorder(target.device, keep_rows)
-    new_ids = speculative_loop(lm, drafter, verifier, ids, cfg, trace)
+    new_ids = speculative_loop(lm, drafter, verifier, ids, cfg, trace, on_step)
     settings = dict(method="speculative", drafter=drafter.name, verifier=verifier.name,
                     gamma=gamma, max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)
     stats = trace.stats(lm.forward_count, drafter.forward_count - forwards_before, new_ids, reference)
@@ -100,7 +108,7 @@ def generate_speculative(
 
 
 def speculative_loop(lm: CachedLM, drafter: Drafter, verifier: Verifier, ids: torch.Tensor, cfg: DecodeConfig,
-                     trace: Recorder) -> list[int]:
+                     trace: Recorder, on_step=None) -> list[int]:
     """The algorithm itself, on checked arguments; returns the new tokens.
 
     Invariant: the target's cache holds every token of the sequence except the last one (the root).
@@ -131,6 +139,8 @@ def speculative_loop(lm: CachedLM, drafter: Drafter, verifier: Verifier, ids: to
         drafter.observe(verdict, None if scored.hidden is None else scored.hidden[kept_rows])  # (n + 1, d)
         trace.record(ids.shape[0], tree, verdict, p, emitted, draft_s, trace.lap())
         ids = torch.cat([ids, torch.tensor(emitted, dtype=torch.long, device=ids.device)])
+        if on_step is not None:  # observe only: a view streams the step
+            on_step(trace.steps[-1])
         if side is not None:
             drafter.observe_side(scored.side_logits, ids)  # lookahead: Jacobi update of the window, n-gram harvest
         if len(emitted) < len(verdict.tokens) or emitted[-1] in cfg.eos_ids:

@@ -10,14 +10,19 @@ their outputs are equal token for token.
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
 
 from .core import checks
 from .core.config import DecodeConfig
-from .drafters.adapt import as_drafter
+from .drafters.adapt import DuckDrafter, as_drafter
 from .core.types import Draft, DraftTree
 from .drafters import checks as contract
-from .drafters.base import Drafter
+from .drafters.base import Drafter, WrappedDrafter
+from .drafters.cascade import FirstNonEmpty
 from .core.lm import CachedLM, check_same_vocabulary, vocab_size
 from .core.sampling import sample
 from .core.trace import GenerationOutput, Recorder
@@ -97,10 +102,11 @@ def generate_speculative(
                                     seed=seed, eos_token_id=eos_token_id)
     drafter, verifier = as_drafter(drafter), as_verifier(verifier)
     _check_pair(target, drafter, verifier, ids, cfg)
-    drafter.reset()
-    forwards_before = drafter.forward_count
-    lm, trace = CachedLM(target), Recorder(target.device, keep_rows)
-    new_ids = speculative_loop(lm, drafter, verifier, ids, cfg, trace, on_step)
+    with claimed(drafter):  # from reset to the last observe, this run alone changes the drafter's state
+        drafter.reset()
+        forwards_before = drafter.forward_count
+        lm, trace = CachedLM(target), Recorder(target.device, keep_rows)
+        new_ids = speculative_loop(lm, drafter, verifier, ids, cfg, trace, on_step)
     settings = dict(method="speculative", drafter=drafter.name, verifier=verifier.name,
                     gamma=gamma, max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)
     stats = trace.stats(lm.forward_count, drafter.forward_count - forwards_before, new_ids, reference)
@@ -116,7 +122,10 @@ def speculative_loop(lm: CachedLM, drafter: Drafter, verifier: Verifier, ids: to
     generator = torch.Generator(device=lm.device).manual_seed(cfg.seed)
     vocab = vocab_size(lm.model)
     if ids.shape[0] > 1:  # prefill all but the last token; heads that read hidden states get the prompt's
-        prefill = lm.forward(ids[:-1], last_only=not drafter.reads_hidden, hidden=drafter.reads_hidden)
+        every_row = drafter.reads_hidden or drafter.reads_scores
+        prefill = lm.forward(ids[:-1], last_only=not every_row, hidden=drafter.reads_hidden)
+        if drafter.reads_scores:  # token recycling: the prompt's rows of its top-k table
+            drafter.observe_scores(ids[:-1], prefill[0] if drafter.reads_hidden else prefill)  # (len − 1, V)
         if drafter.reads_hidden:
             drafter.observe(None, prefill[1])  # (len − 1, d)
     prompt_len = ids.shape[0]
@@ -131,10 +140,12 @@ def speculative_loop(lm: CachedLM, drafter: Drafter, verifier: Verifier, ids: to
         scored = lm.score(ids[-1:], tree.tokens, tree.parents, side, hidden=drafter.reads_hidden)
         p = cfg.probs(scored.logits, n_new + tree.row_depths())  # (N+1, V), row r predicts new token n_new + depth
         # Step 3: the verifier keeps an accepted prefix (a path in the tree) and adds one token of the target's own
-        verdict = verifier.verify_step(tree, p, generator)
+        verdict = contract.checked_verdict(verifier, verifier.verify_step(tree, p, generator), tree, p)
         emitted = _cut_after_eos(verdict.tokens, cfg.eos_ids)
         # Step 4: the cache keeps the root and the accepted path; the drafter observes the verdict
         lm.keep(past + 1, [past + 1 + j for j in verdict.path])
+        if drafter.reads_scores:  # every scored token, rejected branches included: (N + 1,) and (N + 1, V)
+            drafter.observe_scores(torch.cat([ids[-1:], tree.tokens]), scored.logits)
         kept_rows = [0] + [j + 1 for j in verdict.path]  # the root and the accepted drafts stay in the sequence
         drafter.observe(verdict, None if scored.hidden is None else scored.hidden[kept_rows])  # (n + 1, d)
         trace.record(ids.shape[0], tree, verdict, p, emitted, draft_s, trace.lap())
@@ -150,14 +161,18 @@ def speculative_loop(lm: CachedLM, drafter: Drafter, verifier: Verifier, ids: to
 
 def draft(drafter: Drafter, verifier: Verifier, ids: torch.Tensor, gamma: int, cfg: DecodeConfig, n_new: int, generator,
           vocab: int) -> DraftTree:
-    """Step 1: a chain of at most γ tokens for a linear verifier, or a tree within its branching for a tree verifier."""
+    """Step 1: a chain of at most γ tokens for a linear verifier, or a tree within its branching for a tree verifier.
+
+    The drafter gets a copy of ``ids``: one that writes into it cannot change the loop's sequence.
+    """
     to_probs = lambda logits, i: cfg.probs(logits, n_new + i, who="drafter")  # noqa: E731 - q is built like p
     if gamma == 0:  # the last token of the output: nothing to draft
         return DraftTree(tokens=ids.new_empty(0), parents=ids.new_empty(0))
     if verifier.tree:
         branching = verifier.branching_for(gamma)
-        return contract.drafted_tree(drafter, drafter.propose_tree(ids, branching, to_probs, generator), ids, branching, vocab)
-    chain = contract.drafted_chain(drafter, drafter.propose(ids, gamma, to_probs, generator), ids, gamma, vocab)
+        tree = drafter.propose_tree(ids.clone(), branching, to_probs, generator)
+        return contract.drafted_tree(drafter, tree, ids, branching, vocab)
+    chain = contract.drafted_chain(drafter, drafter.propose(ids.clone(), gamma, to_probs, generator), ids, gamma, vocab)
     return DraftTree.chain(_drop_after_eos(chain, cfg.eos_ids))
 
 
@@ -196,3 +211,58 @@ def _cut_after_eos(tokens: list[int], eos_ids: tuple[int, ...]) -> list[int]:
         if t in eos_ids:
             return tokens[: i + 1]
     return tokens
+
+
+_claims_lock = threading.Lock()
+_claims: dict[int, str] = {}  # id() of a drafter (or a part of one) that a run is using -> that run's thread name
+
+
+@contextmanager
+def claimed(drafter: Drafter) -> Iterator[None]:
+    """Hold ``drafter`` and every stateful part of it for one run; refuse it while another run holds it.
+
+    A drafter keeps the state of ONE sequence (a KV cache, the target's features, a window), changed by
+    every propose and observe. Two runs at once on one drafter object (two threads, a playground's worker
+    beside a notebook cell) would each roll back and extend the other's state, so the second is refused.
+    Drafters that keep no state between calls (their class keeps Drafter's no-op reset, observe and
+    observe_side: prompt lookup, retrieval, whose datastore the registry shares) serve any number of runs.
+    """
+    parts = list({id(part): part for part in _parts(drafter) if _keeps_run_state(part)}.values())  # each once
+    me = threading.current_thread().name
+    with _claims_lock:
+        busy = next((part for part in parts if id(part) in _claims), None)
+        if busy is not None:
+            raise RuntimeError(
+                f"drafter {getattr(busy, 'name', type(busy).__name__)!r} ({type(busy).__name__} object) is already "
+                f"drafting for another run (thread {_claims[id(busy)]!r}); a drafter holds the state of one sequence, "
+                "so two runs at once would corrupt each other: build one drafter per thread "
+                "(call build_drafter(name, target) again, or construct a new one)")
+        _claims.update((id(part), me) for part in parts)
+    try:
+        yield
+    finally:
+        with _claims_lock:
+            for part in parts:
+                del _claims[id(part)]
+
+
+def _parts(drafter) -> Iterator:
+    """The drafter and every drafter (or third party's object) inside it: what its run changes."""
+    yield drafter
+    inside = ([drafter.inner] if isinstance(drafter, WrappedDrafter) else [drafter.obj] if isinstance(drafter, DuckDrafter)
+              else drafter.drafters if isinstance(drafter, FirstNonEmpty) else [])
+    for part in inside:
+        yield from _parts(part)
+
+
+def _keeps_run_state(part) -> bool:
+    """Whether a run changes ``part``: a drafter that overrides a hook that may change state, or an object having one.
+
+    A DuckDrafter is made afresh for each run and is never claimed; the third party's object inside it is.
+    """
+    hooks = ("reset", "observe", "observe_side")
+    if isinstance(part, DuckDrafter):
+        return False
+    if isinstance(part, Drafter):
+        return any(getattr(type(part), hook) is not getattr(Drafter, hook) for hook in hooks)
+    return any(callable(getattr(part, hook, None)) for hook in hooks)

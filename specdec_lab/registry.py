@@ -27,8 +27,11 @@ from .drafters.early_exit import early_exit_drafter
 from .drafters.lookahead import LookaheadDrafter
 from .drafters.medusa import MedusaDrafter
 from .drafters.prompt_lookup import PromptLookupDrafter
+from .drafters.recycling import RecyclingDrafter
 from .drafters.retrieval import RetrievalDrafter
 from .drafters.small_model import ModelDrafter
+from .drafters.suffix import SuffixDrafter
+from .drafters.suffix_automaton import StaticAutomaton
 from .models.loading import ZOO_DIR, load_model
 from .models.smol import build as smol_build
 from .models.trained import CARD, DATASTORE, find_weights, retrieval_datastore, trained_for_smollm2
@@ -134,6 +137,38 @@ def _lookup_then_retrieval(target, tokenizer=None, **options):
     return FirstNonEmpty([PromptLookupDrafter(), _retrieval(target, tokenizer, **options)], name="lookup+retrieval")
 
 
+SUFFIX_MIN_MATCH = 4  # suffix+recycling: the suffix drafter's chain from a match of >= this many tokens, else TR's tree
+"""Measured, not copied (SAM-Decoding uses 5): the best τ of 1..8 on Spec-Bench questions, benchmarks/bench_spec_bench.py
+--tune-threshold (its output is quoted in docs/catalogue.md's training-free section)."""
+
+
+def _suffix(target, tokenizer=None, texts=None, datastore_ids=None, **options):
+    """SAM-Decoding's suffix drafter: the sequence's own automaton, and a static one over ``texts`` / ``datastore_ids``
+    (default: SmolLM2's own answers for SmolLM2; none for other targets, whose drafts then come from their context)."""
+    if texts is not None:
+        if tokenizer is None:
+            raise ValueError("the suffix drafter needs the target's tokenizer to read texts (or pass datastore_ids)")
+        datastore_ids = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in ([texts] if isinstance(texts, str) else texts)]
+    if datastore_ids is not None:
+        from .drafters.retrieval import as_documents
+
+        return SuffixDrafter(StaticAutomaton(as_documents(datastore_ids)), **options)
+    corpus = _smollm2_corpus() if DATASTORE.exists() and trained_for_smollm2(target) else None
+    return SuffixDrafter(corpus, **options)
+
+
+@functools.lru_cache(maxsize=1)
+def _smollm2_corpus() -> StaticAutomaton:
+    """The static automaton of SmolLM2's datastore, built once per process (about 5 s; never changes after)."""
+    return StaticAutomaton(retrieval_datastore())
+
+
+def _suffix_then_recycling(target, tokenizer=None, min_match: int = SUFFIX_MIN_MATCH, tree=None, **options):
+    """SAM-Decoding: the suffix drafter's draft when its match has >= min_match tokens, else Token Recycling's."""
+    return FirstNonEmpty([_suffix(target, tokenizer, min_match=min_match, **options), RecyclingDrafter(target, tree=tree)],
+                         name="suffix+recycling")
+
+
 @functools.lru_cache(maxsize=2)
 def _smollm2_retrieval(options: tuple) -> RetrievalDrafter:
     """SmolLM2's REST drafter, its datastore indexed once per process (the drafter keeps no run state)."""
@@ -165,6 +200,12 @@ DRAFTERS: dict[str, DrafterEntry] = {e.name: e for e in [
     DrafterEntry("lookup+retrieval", INDEPENDENT, False, True,
                  "prompt lookup, and REST's datastore on the steps where the prompt and output have no match (a cascade)",
                  _lookup_then_retrieval),
+    DrafterEntry("suffix", INDEPENDENT, False, True,
+                 "suffix automata of the prompt + output and of a corpus: the longest match's frequent continuations "
+                 "(SAM-Decoding, Hu et al. 2025; SuffixDecoding, Oliaro et al. 2025)", _suffix),
+    DrafterEntry("suffix+recycling", INDEPENDENT, False, True,
+                 "the suffix drafter's chain when its match is long enough, else Token Recycling's tree (SAM-Decoding)",
+                 _suffix_then_recycling),
     DrafterEntry("early-exit", SELF, True, True,
                  "the target's first layers + its head draft; the full target verifies (LayerSkip, Elhoushi et al. 2024)",
                  _early_exit),
@@ -177,6 +218,10 @@ DRAFTERS: dict[str, DrafterEntry] = {e.name: e for e in [
     DrafterEntry("prompt-lookup", SELF, False, True,
                  "copy what followed the last n-gram earlier in the prompt or output (Saxena 2023)",
                  lambda target, tokenizer=None, **o: PromptLookupDrafter(**o)),
+    DrafterEntry("recycling", SELF, False, True,
+                 "the target's own top-8 next tokens after each token, kept from every forward, read along a tree "
+                 "(Token Recycling, Luo et al. 2025); the table persists per target: forget() clears it",
+                 lambda target, tokenizer=None, **o: RecyclingDrafter(target, **o)),
     DrafterEntry("lookahead", SELF, False, True,
                  "Jacobi iterations in a window ride along in the verify forward; their n-grams are drafts (Fu et al. 2024)",
                  lambda target, tokenizer=None, **o: LookaheadDrafter(**o)),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import statistics
 import time
+import weakref
 
 import torch
 
@@ -42,3 +43,16 @@ def forward_latency(model, ks=(1, 2, 4, 8, 16, 32, 64), context: int = 128, repe
                 times[k].append(time.perf_counter() - start)
             lm.rollback(k)
     return {k: statistics.median(t) for k, t in times.items()}
+
+
+_COSTS: "weakref.WeakKeyDictionary[object, dict[int, float]]" = weakref.WeakKeyDictionary()
+
+
+def verify_cost(model, ks=(1, 2, 4, 8, 16, 32, 64), context: int = 128) -> dict[int, float]:
+    """{k: t(k)/t(1)} for ``model`` on this machine, probed once per process and model (later calls: the cached
+    figures; a model's cost does not change within a process, only the machine's load does)."""
+    cached = _COSTS.get(model)
+    if cached is None or not set(ks) <= set(cached):
+        times = forward_latency(model, tuple(sorted(set(ks) | {1})), context=context)
+        cached = _COSTS[model] = {k: t / times[1] for k, t in times.items()}
+    return dict(cached)

@@ -9,10 +9,12 @@ from .early_exit import early_exit_drafter
 from .lookahead import LookaheadDrafter
 from .medusa import MedusaDrafter
 from .prompt_lookup import PromptLookupDrafter
+from .recycling import RecyclingDrafter
 from .retrieval import RetrievalDrafter
 from .small_model import ModelDrafter
+from .suffix import SuffixDrafter
 
 __all__ = [
     "Draft", "DraftTree", "Drafter", "EagleDrafter", "FirstNonEmpty", "HeuristicGamma", "LookaheadDrafter", "MedusaDrafter", "ModelDrafter", "PromptLookupDrafter",
-    "RetrievalDrafter", "DuckDrafter", "WrappedDrafter", "as_drafter", "early_exit_drafter",
+    "RecyclingDrafter", "RetrievalDrafter", "SuffixDrafter", "DuckDrafter", "WrappedDrafter", "as_drafter", "early_exit_drafter",
 ]

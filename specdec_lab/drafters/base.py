@@ -36,6 +36,7 @@ class Drafter:
       branches      propose_tree is implemented: tree verifiers may be used
       reads_hidden  observe() also receives the target's final hidden states of the tokens that stay
       side_branch   side_inputs / observe_side add a side branch to the verification forward (lookahead)
+      reads_scores  observe_scores() receives the target's logits of every token each forward scored (recycling)
       may_abstain   an empty draft is a normal answer (a lookup that found nothing)
       vocab_size    width of q, checked against the target (None: proposes ids only)
       model         the drafter's own causal LM, checked against the target's vocabulary, device and
@@ -56,6 +57,7 @@ class Drafter:
     branches: ClassVar[bool] = False
     reads_hidden: ClassVar[bool] = False
     side_branch: ClassVar[bool] = False
+    reads_scores: ClassVar[bool] = False
     may_abstain: ClassVar[bool] = False
     vocab_size: int | None = None
     model = None
@@ -75,6 +77,9 @@ class Drafter:
 
     def observe(self, verdict, hidden: torch.Tensor | None = None) -> None:
         """The step's verdict (None after the prompt's prefill) and, for ``reads_hidden``, the kept (k, d) states."""
+
+    def observe_scores(self, tokens: torch.Tensor, logits: torch.Tensor) -> None:
+        """(T,) tokens the target just scored and (T, V) its logits after each (only for ``reads_scores``)."""
 
     def side_inputs(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
         """Side-branch tokens (M,), depths (M,) >= 1 and mask (M, M) bool; see :class:`SideBranch`."""
@@ -118,6 +123,7 @@ class WrappedDrafter(Drafter):
     branches = property(lambda self: self.inner.branches)
     reads_hidden = property(lambda self: self.inner.reads_hidden)
     side_branch = property(lambda self: self.inner.side_branch)
+    reads_scores = property(lambda self: self.inner.reads_scores)
     may_abstain = property(lambda self: self.inner.may_abstain)
     vocab_size = property(lambda self: self.inner.vocab_size)
     model = property(lambda self: self.inner.model)
@@ -135,6 +141,9 @@ class WrappedDrafter(Drafter):
 
     def observe(self, verdict, hidden=None) -> None:
         self.inner.observe(verdict, hidden)
+
+    def observe_scores(self, tokens, logits) -> None:
+        self.inner.observe_scores(tokens, logits)
 
     def side_inputs(self, ids):
         return self.inner.side_inputs(ids)

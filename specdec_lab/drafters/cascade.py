@@ -13,6 +13,12 @@ Both are deterministic (q = None), so any verifier stays exact: greedy verificat
 greedy output, speculative sampling its distribution. The cascade costs nothing when the first drafter answers;
 SuffixDecoding (Oliaro et al. 2024) merges the two sources into one suffix tree instead.
 
+SAM-Decoding's cascade (``suffix+recycling``) is the same rule with a threshold in the first drafter: the suffix
+drafter abstains when its longest match is shorter than ``min_match`` tokens, and Token Recycling's tree fills in:
+
+    d = SUFFIX(x)    if the longest suffix of x found in x's past or the corpus has ≥ min_match tokens,
+        TR(x)        otherwise (the target's top-k table read along a static tree).
+
 Every member observes every verdict (a member that was not asked this step still sees the sequence grow, so a
 stateful member, e.g. EAGLE's head cache, stays consistent). At most one member may own a model (the loop checks it
 against the target), and none may ride a side branch (lookahead), since its side tokens would need every step.
@@ -55,6 +61,7 @@ class FirstNonEmpty(Drafter):
         self.lm = owners[0].lm if owners else None
         self.branches = all(d.branches for d in drafters)
         self.reads_hidden = any(d.reads_hidden for d in drafters)
+        self.reads_scores = any(d.reads_scores for d in drafters)
         self.may_abstain = drafters[-1].may_abstain
         self.answered_by = [0] * len(drafters)  # steps whose draft came from member i (since the last reset)
 
@@ -84,6 +91,11 @@ class FirstNonEmpty(Drafter):
         for d in self.drafters:
             if verdict is not None or d.reads_hidden:  # the prefill's call is only for drafters that read states
                 d.observe(verdict, hidden if d.reads_hidden else None)
+
+    def observe_scores(self, tokens: torch.Tensor, logits: torch.Tensor) -> None:
+        for d in self.drafters:
+            if d.reads_scores:
+                d.observe_scores(tokens, logits)
 
     @property
     def forward_count(self) -> int:

@@ -27,6 +27,7 @@ import itertools
 from collections import defaultdict
 
 from ..core.trace import GenerationOutput
+from ..core.tree import MAX_TREE_NODES, tree_nodes  # tree_nodes: re-exported, the views import it from here
 from ..core.validate import is_int
 
 
@@ -53,15 +54,6 @@ def rates(counts: dict[tuple[int, int], tuple[int, int]]) -> dict[tuple[int, int
     return {key: a / t for key, (a, t) in counts.items() if t > 0}
 
 
-def tree_nodes(branching: tuple[int, ...]) -> int:
-    """N = b_1 + b_1·b_2 + ...: the nodes of a tree with branching[d] children per node at depth d + 1."""
-    total, width = 0, 1
-    for b in branching:
-        width *= b
-        total += width
-    return total
-
-
 def predicted_tau(branching: tuple[int, ...], a: dict[tuple[int, int], float]) -> float:
     """E[τ] = 1 + Σ_d Π_{j≤d} A_j(b_j), A_j(b) = Σ_{r<b} a(j, r); an unmeasured (depth, rank) counts as never accepted."""
     tau, reach = 1.0, 1.0
@@ -75,8 +67,8 @@ def best_branching(a: dict[tuple[int, int], float], budget: int, max_depth: int 
                    max_width: int | None = None) -> tuple[tuple[int, ...], float]:
     """The branching vector with at most ``budget`` nodes (depth ≤ max_depth, width ≤ max_width; both default to what
     ``a`` measured) that maximises :func:`predicted_tau`, and that E[τ]. Ties go to the smaller tree."""
-    if not is_int(budget) or budget < 1:
-        raise ValueError(f"the tree budget is a number of nodes >= 1, got {budget!r}")
+    if not is_int(budget) or not 1 <= budget <= MAX_TREE_NODES:
+        raise ValueError(f"the tree budget is a number of nodes between 1 and {MAX_TREE_NODES}, got {budget!r}")
     if not a:
         raise ValueError("no acceptance measured: collect tree-verified runs first (acceptance_by_rank)")
     max_depth = max_depth or max(d for d, _ in a)
@@ -90,3 +82,61 @@ def best_branching(a: dict[tuple[int, int], float], budget: int, max_depth: int 
             if tau > best_tau + 1e-12 or (abs(tau - best_tau) <= 1e-12 and tree_nodes(branching) < tree_nodes(best)):
                 best, best_tau = branching, tau
     return best, best_tau
+
+
+# Hardware-aware sizing (Sequoia, Chen et al. 2024, §4.2): the tree that yields the most tokens per unit of time.
+#
+#     speedup(b) = G(b) / (t(N + 1) / t(1) + D · c),    G(b) = predicted_tau(b), N = tree_nodes(b), D = len(b)
+#
+# t(k): one target forward over k new tokens (the root and N nodes), measured on this machine (bench/probe.py);
+# c: one drafted level's cost in target forwards. An autoregressive step costs t(1) and yields one token, so this is
+# the predicted speedup over it. Where t(k) is flat (a GPU) larger trees pay; where it climbs (a CPU), small ones.
+
+
+def relative_cost(t_ratio: dict[int, float], k: int) -> float:
+    """t(k)/t(1) from measured points {k: t(k)/t(1)}: linear between them, extended along the last two beyond."""
+    if not t_ratio or 1 not in t_ratio:
+        raise ValueError(f"measured forward costs need k = 1 among their points, got {sorted(t_ratio)}")
+    ks = sorted(t_ratio)
+    if k in t_ratio:
+        return float(t_ratio[k])
+    lo = max((x for x in ks if x < k), default=ks[0])
+    hi = min((x for x in ks if x > k), default=None)
+    if hi is None:  # beyond the largest measured k: the last segment's slope
+        lo, hi = (ks[-2], ks[-1]) if len(ks) > 1 else (ks[-1], ks[-1])
+    if hi == lo:
+        return float(t_ratio[lo])
+    slope = (t_ratio[hi] - t_ratio[lo]) / (hi - lo)
+    return float(t_ratio[lo] + slope * (k - lo))
+
+
+def shapes(budget: int, max_depth: int, max_width: int):
+    """Every branching vector with at most ``budget`` nodes, depth <= max_depth and widths <= max_width."""
+    def grow(prefix: tuple[int, ...], nodes: int, width: int):
+        if prefix:
+            yield prefix
+        if len(prefix) == max_depth:
+            return
+        for b in range(1, max_width + 1):
+            if nodes + width * b > budget:
+                break
+            yield from grow(prefix + (b,), nodes + width * b, width * b)
+
+    return grow((), 0, 1)
+
+
+def best_for_hardware(a: dict[tuple[int, int], float], t_ratio: dict[int, float], c: float = 0.0, budget: int = 64,
+                      max_depth: int = 8, max_width: int = 8, chain: bool = False) -> tuple[tuple[int, ...], float, float]:
+    """(branching, predicted τ, predicted speedup) maximising G / (t(N + 1)/t(1) + D·c) (the block above); ``chain``:
+    widths 1 only, i.e. the best draft length for a chain verifier. Ties go to the smaller tree."""
+    if not a:
+        raise ValueError("no acceptance measured: collect tree-verified runs first (acceptance_by_rank)")
+    if not isinstance(c, (int, float)) or c < 0:
+        raise ValueError(f"c (a drafted level's cost in target forwards) must be a number >= 0, got {c!r}")
+    best, best_tau, best_speed = None, 0.0, -1.0
+    for branching in shapes(budget, max_depth, 1 if chain else max_width):
+        tau = predicted_tau(branching, a)
+        speed = tau / (relative_cost(t_ratio, tree_nodes(branching) + 1) + len(branching) * c)
+        if speed > best_speed + 1e-12:
+            best, best_tau, best_speed = branching, tau, speed
+    return best, best_tau, best_speed

@@ -37,7 +37,7 @@ from specdec_lab.bench.runner import HF_LOOKUP, BenchSettings, run_benchmark  # 
 from specdec_lab.bench.spec_bench import (  # noqa: E402  (merge_results, goals: also this script's, for notebook 08)
     GOAL_OVER_AR, GOAL_OVER_TRANSFORMERS, GOAL_WORST_TASK, TASKS, goals, merge_results, step_cost,
 )
-from specdec_lab.bench.tasks import MT_BENCH, Question  # noqa: E402
+from specdec_lab.bench.tasks import MT_BENCH, Question, question_records  # noqa: E402
 from specdec_lab.models.loading import load_model  # noqa: E402
 from specdec_lab.registry import build_drafter  # noqa: E402
 from specdec_lab.models.smollm2 import chat_ids  # noqa: E402
@@ -51,8 +51,9 @@ HF_EARLY_EXIT_LAYERS = 4
 
 
 def spec_bench_questions(path: Path, per_task: int) -> list[Question]:
-    """``per_task`` questions of each of Spec-Bench's six task types, round-robin over the types."""
-    records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    """``per_task`` questions of each of Spec-Bench's six task types, round-robin over the types. The file is read
+    and checked by :func:`~specdec_lab.bench.tasks.question_records` (ids unique, turns encodable and bounded)."""
+    records = question_records(path)
     by_task: dict[str, list[Question]] = {t: [] for t in TASKS}
     mt = {c: [r for r in records if r["category"] == c] for c in MT_ORDER}
     for i in range(max(map(len, mt.values()))):  # multi-turn: the categories in turn, so 8 questions span all eight

@@ -16,6 +16,7 @@ import os
 import sys
 
 from .core.checks import check_device, check_gamma, check_int, check_seed
+from .core.text_checks import check_text
 from .decode import generate_autoregressive, generate_speculative
 from .drafters import ModelDrafter
 from .models.loading import load_model, load_pair
@@ -42,6 +43,7 @@ def check_demo_args(args):
     """Every demo argument, before any model loads; returns the torch.device to use."""
     if not isinstance(args.prompt, str) or not args.prompt.strip():
         raise ValueError("the prompt is empty or only whitespace: give some text to continue")
+    check_text(args.prompt, "the prompt")  # invalid UTF-8 in argv arrives as lone surrogates (surrogateescape)
     device = check_device(args.device)
     check_gamma(args.gamma)
     check_int("--max-new-tokens", args.max_new_tokens, 1)
@@ -78,6 +80,17 @@ def demo(args) -> int:
     return 0
 
 
+def task_names(tasks: str | None) -> list[str] | None:
+    """The task names of ``--tasks`` (comma-separated), None when it is not given (every task of the file)."""
+    if tasks is None:
+        return None
+    names = [t.strip() for t in tasks.split(",") if t.strip()]
+    if not names:
+        raise ValueError(f"--tasks {tasks!r} names no task: give comma-separated task names (e.g. --tasks copy,code), "
+                         "or leave --tasks out to run every task of the question file")
+    return names
+
+
 def bench(args) -> int:
     from .bench import check_out_folder, parse_methods, read_questions
     from .bench.runner import check_settings
@@ -95,8 +108,7 @@ def bench(args) -> int:
             raise ValueError(f"the drafters {', '.join(ZOO_ONLY)} are trained for the bundled target (zoo:target) only; "
                              f"with --target {args.target} pick others")
     out_folder = check_out_folder(args.out)
-    questions = read_questions(args.questions, per_task=args.prompts_per_task,
-                               tasks=[t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks else None)
+    questions = read_questions(args.questions, per_task=args.prompts_per_task, tasks=task_names(args.tasks))
 
     from .bench import run_benchmark, write_report
     from .bench.runner import forward_probe

@@ -19,6 +19,7 @@ import math
 import time
 
 from ..decode import generate_autoregressive, generate_speculative
+from .markdown import markdown_text
 from .timing import busy_warning, median_range, relative_spread
 from .metrics import AR, label, summarize, trace_record
 from ..registry import DRAFTERS, VERIFIERS, build_drafter
@@ -118,7 +119,7 @@ def timing_warning(rows: list[dict]) -> str | None:
 def table_markdown(rows: list[dict], first: tuple[str, ...] = ()) -> str:
     """The rows as a Markdown table; ``first`` names extra row keys shown as leading columns (e.g. "task")."""
     lines = ["| " + " | ".join(first + COLUMNS) + " |", "|" + "---|" * (len(first) + len(COLUMNS))]
-    lines += ["| " + " | ".join([str(r[k]) for k in first] + _cells(r)) + " |" for r in rows]
+    lines += ["| " + " | ".join(markdown_text(c) for c in [str(r[k]) for k in first] + _cells(r)) + " |" for r in rows]
     return "\n".join(lines)
 
 

@@ -64,13 +64,14 @@ def trace_record(out, gamma: int) -> dict:
 
 
 def median_records(records: list[dict]) -> list[dict]:
-    """One record per (question, method): the repeat with the median seconds (the lower middle of an even count).
+    """One record per (task, question, method): the repeat with the median seconds (the lower middle of an even count).
 
-    Interleaved repeats see the same machine state; the median drops the runs another process slowed down.
+    Interleaved repeats see the same machine state; the median drops the runs another process slowed down. The task
+    is part of the key, so two tasks' questions that share an id are never mixed (question files refuse shared ids).
     """
     groups = defaultdict(list)
     for r in records:
-        groups[r["question_id"], r["method"]].append(r)
+        groups[r["task"], r["question_id"], r["method"]].append(r)
     return [sorted(rs, key=lambda r: r["seconds"])[(len(rs) - 1) // 2] for rs in groups.values()]
 
 

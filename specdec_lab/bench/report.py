@@ -10,6 +10,7 @@ from pathlib import Path
 
 import plotly.graph_objects as go
 
+from .markdown import markdown_text
 from .metrics import AR
 
 COLUMNS = [("task", "task"), ("method", "method"), ("speedup", "speedup ×"), ("tokens_per_s", "tokens/s"),
@@ -43,16 +44,17 @@ def _rows(result: dict, task: str | None = None) -> list[dict]:
 
 
 def to_markdown(result: dict) -> str:
-    lines = ["# Benchmark report", "", header_text(result), "",
+    lines = ["# Benchmark report", "", markdown_text(header_text(result)), "",
              "speedup = mean tokens/s over prompts ÷ the autoregressive baseline's (Spec-Bench); τ = tokens per step; "
              "α = accepted ÷ checked drafts; predicted = (1 − α^(γ+1)) / ((1 − α)(γc + 1)) from measured α and c; "
              "with v: measured verification cost in place of 1; τ/(γc+v): what the measured phases allow.", ""]
     lines.append("| " + " | ".join(title for _, title in COLUMNS) + " |")
     lines.append("|" + "---|" * len(COLUMNS))
     for r in result["summary"]:
-        lines.append("| " + " | ".join(_fmt(r.get(key)) for key, _ in COLUMNS) + " |")
+        lines.append("| " + " | ".join(markdown_text(_fmt(r.get(key))) for key, _ in COLUMNS) + " |")  # task: any text
     lines += ["", "## Where measured and predicted differ", ""]
-    lines += [f"- {r['task']} · {r['method']}: measured {r['speedup']:.2f}×, predicted {_fmt(r['predicted'])}×: {r['explanation']}"
+    lines += [f"- {markdown_text(r['task'])} · {markdown_text(r['method'])}: measured {r['speedup']:.2f}×, "
+              f"predicted {_fmt(r['predicted'])}×: {markdown_text(r['explanation'])}"
               for r in result["summary"] if "explanation" in r and r["task"] == "all"]
     if "probe" in result:
         p = result["probe"]

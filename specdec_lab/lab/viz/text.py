@@ -7,7 +7,9 @@ Colour is never the only carrier of meaning: every token also carries a glyph.
 
 Text bound for a terminal goes through :func:`escape_controls` first (the CLI does it in its decode
 function, before any colour is added), so a prompt or an output holding ESC, BEL or other control
-characters is shown, not obeyed.
+characters is shown, not obeyed; the same holds for the bidirectional controls (U+202E RIGHT-TO-LEFT OVERRIDE
+and its kin), which would reorder what the terminal shows (the "Trojan Source" trick), and for lone surrogates,
+which a terminal cannot be sent at all.
 """
 
 from __future__ import annotations
@@ -38,13 +40,32 @@ def _control_glyph(char: str) -> str:
     return f"\\x{code:02x}"  # C1 (U+0080..U+009F) has no control pictures: a visible escape, e.g. \x9b
 
 
+BIDI = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")  # Bidi_Control=Yes
+
+
+def _escaped(char: str) -> str:
+    """One character as the terminal should get it: itself, or a visible stand-in (see :func:`escape_controls`)."""
+    if char in "\n\t":
+        return char
+    category = unicodedata.category(char)
+    if category == "Cc":
+        return _control_glyph(char)
+    if char in BIDI or category == "Cs":
+        return f"\\u{ord(char):04x}"
+    return char
+
+
 def escape_controls(text: str) -> str:
     """Show control characters instead of sending them to a terminal: every character of Unicode category Cc
     (C0, DEL, C1) except newline and tab becomes a visible stand-in (ESC ␛, BEL ␇, CR ␍, DEL ␡, C1 byte 0x9b
-    as the four characters ``\\x9b``). Newline and tab stay (:func:`visible` shows them as ↵ and ⇥)."""
+    as the four characters ``\\x9b``). Newline and tab stay (:func:`visible` shows them as ↵ and ⇥).
+
+    Of the format characters (category Cf), the ones that reorder text, Unicode's Bidi_Control set (:data:`BIDI`:
+    U+061C, U+200E/F, U+202A..E, U+2066..9), and lone surrogates (category Cs) become ``\\u202e``-style escapes.
+    The other format characters stay: the zero-width joiner of an emoji sequence or a soft hyphen is ordinary text."""
     if text.isprintable():  # the common case: nothing to do
         return text
-    return "".join(_control_glyph(c) if c not in "\n\t" and unicodedata.category(c) == "Cc" else c for c in text)
+    return "".join(_escaped(c) for c in text)
 
 
 def visible(text: str) -> str:

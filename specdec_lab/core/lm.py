@@ -154,6 +154,24 @@ def with_side_branch(parents: torch.Tensor, side_depth: torch.Tensor, side_atten
     return attend, depth
 
 
+def final_hidden(out) -> torch.Tensor:
+    """(T, d) the last hidden states of one ``output_hidden_states=True`` call: what its output head read.
+
+    transformers returns them as ``hidden_states[-1]``, which for a causal LM is the body's
+    ``last_hidden_state``, after the final norm (``tie_last_hidden_states``); the head read its last
+    rows (``logits_to_keep``). They belong to this call alone: transformers collects them in a list
+    made for the call, behind a ContextVar, so a forward in another thread (another run on the same
+    target) or through a module the target shares (the early-exit view's layers, the EAGLE and Medusa
+    drafters' calls of its head) never adds to it. A forward pre-hook on the head, as before, saw
+    every call of the head in the process, whichever run made it.
+    """
+    states = getattr(out, "hidden_states", None)
+    if not states or states[-1] is None:
+        raise TypeError("this model returned no hidden states with output_hidden_states=True; a drafter that reads "
+                        "the target's hidden states (EAGLE, Medusa) needs a transformers causal LM that returns them")
+    return states[-1][0]  # (T, d)
+
+
 @dataclass
 class Scored:
     """One verification forward's output rows (see :meth:`CachedLM.score`)."""
@@ -220,20 +238,18 @@ class CachedLM:
         if attend is not None or depth is not None:
             check_mask(attend, depth, new_ids.shape[0])
             kwargs.update(self._masked_inputs(attend, depth))
-        captured = []
-        hook = None
-        if hidden:
-            hook = self.model.get_output_embeddings().register_forward_pre_hook(lambda m, args: captured.append(args[0]))
-        try:
-            out = self.model(input_ids=new_ids.unsqueeze(0), **kwargs)
-        finally:
-            if hook is not None:
-                hook.remove()
+        if hidden:  # this call's own outputs: nothing is registered on the (shared) head, see final_hidden
+            if getattr(self.model.config, "tie_last_hidden_states", None) is False:
+                raise TypeError(f"{type(self.model).__name__} sets config.tie_last_hidden_states=False, so its last "
+                                "hidden state is not the one its output head reads; a drafter that reads hidden "
+                                "states (EAGLE, Medusa) cannot use this target")
+            kwargs["output_hidden_states"] = True
+        out = self.model(input_ids=new_ids.unsqueeze(0), **kwargs)
         self.forward_count += 1
         logits = out.logits[0]  # (T, V)
         logits = logits[-1:] if last_only else logits
         if hidden:
-            return logits, captured[0][0][-logits.shape[0]:]  # (T or 1, d)
+            return logits, final_hidden(out)[-logits.shape[0]:]  # (T or 1, d)
         return logits
 
     def score(self, root: torch.Tensor, tokens: torch.Tensor, parents: torch.Tensor,

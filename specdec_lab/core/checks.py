@@ -44,6 +44,12 @@ def prompt_ids(input_ids, device) -> torch.Tensor:
         input_ids = input_ids["input_ids"]
     elif hasattr(input_ids, "ids") and not isinstance(input_ids, torch.Tensor):  # tokenizers.Encoding
         input_ids = input_ids.ids
+    if isinstance(input_ids, (list, tuple)) and all(is_int(t) for t in input_ids):
+        input_ids = [int(t) for t in input_ids]  # NumPy scalars (torch refuses a list of np.uint64) -> Python ints
+        huge = [t for t in input_ids if not -2**63 <= t < 2**63]
+        if huge:
+            raise ValueError(f"input_ids hold token ids past the int64 range, e.g. {huge[:3]}; token ids index a "
+                             "vocabulary [0, V)")
     try:
         ids = torch.as_tensor(input_ids)
     except (TypeError, ValueError, RuntimeError) as err:
@@ -58,7 +64,41 @@ def prompt_ids(input_ids, device) -> torch.Tensor:
         raise ValueError("the prompt is empty: give at least one token")
     if ids.is_floating_point() or ids.is_complex() or ids.dtype == torch.bool:
         raise TypeError(f"input_ids must be integer token ids, got dtype {ids.dtype}")
+    check_fits_int64(ids, "input_ids")
     return ids.to(device=device, dtype=torch.long)
+
+
+def check_fits_int64(ids: torch.Tensor, what: str) -> None:
+    """uint64 ids past 2**63 − 1 would wrap to negatives in int64 (and be reported as such): name their real value."""
+    if ids.dtype == torch.uint64 and ids.numel() and bool((ids.double() >= 2.0**63).any()):  # uint64: no max() in torch
+        bad = [v for v in ids.flatten().tolist() if v >= 2**63][:3]  # tolist gives the exact Python ints
+        raise ValueError(f"{what} hold token ids past the int64 range, e.g. {bad}; token ids index a vocabulary [0, V)")
+
+
+def check_reference(reference, vocab: int) -> list[int] | None:
+    """``reference`` of generate_speculative (ids to compare the output with): None, or token ids in [0, vocab).
+
+    Checked before the run, so a bad one fails at once instead of after the whole decode.
+    """
+    if reference is None:
+        return None
+    if isinstance(reference, str) or not isinstance(reference, (list, tuple, torch.Tensor)):
+        raise TypeError(f"reference must be a list of token ids (e.g. the target's own greedy output, "
+                        f"generate_autoregressive(...).token_ids), got {type(reference).__name__}: {reference!r:.60}")
+    if isinstance(reference, torch.Tensor):
+        if reference.dim() != 1 or reference.is_floating_point() or reference.is_complex() or reference.dtype == torch.bool:
+            raise TypeError(f"reference must be a 1-D tensor of integer token ids, got {reference.dtype} of shape "
+                            f"{tuple(reference.shape)}")
+        check_fits_int64(reference, "reference")
+        reference = reference.tolist()
+    bad_types = [t for t in reference if not is_int(t)]
+    if bad_types:
+        raise TypeError(f"reference must hold int token ids, got {bad_types[0]!r} ({type(bad_types[0]).__name__})")
+    reference = [int(t) for t in reference]
+    outside = [t for t in reference if not 0 <= t < vocab]
+    if outside:
+        raise ValueError(f"reference holds token ids outside the target's vocabulary [0, {vocab}), e.g. {outside[:3]}")
+    return reference
 
 
 def check_token_range(ids: torch.Tensor, vocab: int, what: str, whose: str = "model's") -> None:
@@ -85,7 +125,7 @@ def eos_ids(model, eos_token_id, vocab: int) -> tuple[int, ...]:
             raise TypeError(f"{source} must be an int or a list of ints, got {eos_token_id!r}")
         if not 0 <= v < vocab:
             raise ValueError(f"{source} {v} is outside the vocabulary [0, {vocab}): no token could ever end the output")
-    return tuple(values)
+    return tuple(int(v) for v in values)
 
 
 def check_context(model, prompt_len: int, max_new_tokens: int, role: str = "target") -> None:
@@ -105,10 +145,11 @@ def decode_config(model, input_ids, *, gamma: int, max_new_tokens, min_new_token
                   eos_token_id, role: str = "target") -> tuple[torch.Tensor, DecodeConfig]:
     """Validate one run's arguments against ``model``; return the prompt tensor and the frozen config."""
     check_causal_lm(model, role)
-    check_int("max_new_tokens", max_new_tokens, 1)
-    check_int("min_new_tokens", min_new_tokens, 0, max_new_tokens)
-    check_seed(seed)
-    SamplingConfig(temperature=temperature, top_k=top_k, top_p=top_p)  # validates the three
+    max_new_tokens = check_int("max_new_tokens", max_new_tokens, 1)
+    min_new_tokens = check_int("min_new_tokens", min_new_tokens, 0, max_new_tokens)
+    seed = check_seed(seed)
+    sampling = SamplingConfig(temperature=temperature, top_k=top_k, top_p=top_p)  # validates the three, as Python numbers
+    temperature, top_k, top_p = sampling.temperature, sampling.top_k, sampling.top_p
     ids = prompt_ids(input_ids, model.device)
     vocab = vocab_size(model)
     check_token_range(ids, vocab, "input_ids")

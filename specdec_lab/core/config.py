@@ -32,8 +32,10 @@ class DecodeConfig:
         """(T, V) logits whose rows predict new tokens new_index, new_index + 1, .. -> (T, V) distributions.
 
         ``new_index`` may instead be a (T,) tensor with each row's new-token index (tree rows). While fewer
-        than min_new_tokens tokens exist, EOS gets probability 0. Target and drafter both use this rule, so
-        p and q are built the same way.
+        than min_new_tokens tokens exist, EOS gets probability 0 (its logit is set to −inf before temperature,
+        top-k and top-p, as transformers' MinNewTokensLengthLogitsProcessor does). Target and drafter both use this
+        rule, so p and q are built the same way. A row where the mask leaves no token (every token the model gives a
+        finite logit is an EOS id) is an error at every temperature: greedy never emits the masked EOS.
         """
         check_finite_logits(logits, who)
         if isinstance(new_index, int):
@@ -44,6 +46,15 @@ class DecodeConfig:
         if bool(masked.any()) and self.eos_ids:
             logits = logits.clone()
             logits[masked.nonzero()[:, 0].unsqueeze(1), torch.tensor(self.eos_ids, device=logits.device)] = float("-inf")
+            nothing_left = torch.isneginf(logits).all(dim=-1)  # (T,)
+            if bool(nothing_left.any()):
+                row = int(nothing_left.nonzero()[0, 0])
+                shown = ", ".join(map(str, self.eos_ids[:5])) + (", ..." if len(self.eos_ids) > 5 else "")
+                raise ValueError(
+                    f"min_new_tokens={self.min_new_tokens} forbids EOS at new token {int(new_index[row])}, but every "
+                    f"token the {who} can produce there is an EOS id ({len(self.eos_ids)} EOS ids: {shown}): no token "
+                    "is left to emit; lower min_new_tokens or pass fewer eos_token_id"
+                )
         return probs_from_logits(logits, self.sampling)
 
     def settings(self) -> dict:

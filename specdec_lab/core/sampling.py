@@ -53,6 +53,10 @@ class SamplingConfig:
                 raise TypeError(f"top_p must be a number or None, got {self.top_p!r}")
             if not (0.0 < self.top_p <= 1.0):
                 raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+        # NumPy scalars (np.float32(0.5), np.int64(5)) pass as numbers; the engine holds Python numbers from here on
+        object.__setattr__(self, "temperature", float(t))
+        object.__setattr__(self, "top_k", None if self.top_k is None else int(self.top_k))
+        object.__setattr__(self, "top_p", None if self.top_p is None else float(self.top_p))
 
     @property
     def greedy(self) -> bool:
@@ -82,6 +86,9 @@ def probs_from_logits(logits: torch.Tensor, cfg: SamplingConfig) -> torch.Tensor
     """
     logits = logits.float()
     if cfg.greedy:
+        if bool(torch.isneginf(logits).all(dim=-1).any()):  # argmax would pick token 0, a token with probability 0
+            raise ValueError("every logit is -inf (every token masked): there is no token to pick greedily; "
+                             "check the logits and the EOS mask (min_new_tokens)")
         return one_hot(logits.argmax(dim=-1), logits.shape[-1])
     logits = logits / cfg.temperature
     if cfg.top_k is not None and cfg.top_k < logits.shape[-1]:

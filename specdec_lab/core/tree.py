@@ -18,6 +18,29 @@ from __future__ import annotations
 
 import torch
 
+MAX_TREE_NODES = 1024  # the most nodes a draft tree may have: well past Sequoia's largest trees (768 nodes on an A100),
+# and small enough that the (N + 1)² attention mask and the drafter's N candidate rows fit any machine
+
+
+def tree_nodes(branching: tuple[int, ...]) -> int:
+    """N = b_1 + b_1·b_2 + ... + b_1···b_D: the nodes of a tree with branching[d] children per node at depth d + 1."""
+    total, width = 0, 1
+    for b in branching:
+        width *= b
+        total += width
+    return total
+
+
+def check_tree_size(branching: tuple[int, ...], what: str = "tree branching") -> tuple[int, ...]:
+    """A branching vector whose full tree has at most MAX_TREE_NODES nodes; checked before anything is drafted."""
+    n = tree_nodes(branching)
+    if n > MAX_TREE_NODES:
+        raise ValueError(
+            f"{what} {tuple(branching)} makes a tree of {n} nodes (b_1 + b_1·b_2 + ...), more than the "
+            f"{MAX_TREE_NODES} one verification forward may score; use fewer children per node or fewer levels"
+        )
+    return branching
+
 
 def check_parents(parents: torch.Tensor) -> None:
     """Parents must come first: parents[j] in [-1, j)."""

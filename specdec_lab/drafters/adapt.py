@@ -16,7 +16,11 @@ ABILITIES = ("name", "branches", "reads_hidden", "side_branch", "may_abstain", "
 
 
 class DuckDrafter(Drafter):
-    """A drafter that subclasses nothing but speaks the contract: its abilities are read once, missing hooks are no-ops."""
+    """A drafter that subclasses nothing but speaks the contract: its abilities are read once, missing hooks are no-ops.
+
+    Its hooks get copies of the loop's ``ids`` (propose gets one from the loop itself), so an object that writes into
+    them cannot change the sequence; what it returns is checked like any drafter's (:mod:`.checks`).
+    """
 
     def __init__(self, obj):
         self.obj = obj
@@ -47,11 +51,11 @@ class DuckDrafter(Drafter):
             self._hooks["observe"](verdict, hidden)
 
     def side_inputs(self, ids):
-        return self._hooks["side_inputs"](ids) if self.side_branch else None
+        return self._hooks["side_inputs"](ids.clone()) if self.side_branch else None
 
     def observe_side(self, logits, ids) -> None:
         if self.side_branch:
-            self._hooks["observe_side"](logits, ids)
+            self._hooks["observe_side"](logits, ids.clone())
 
 
 def as_drafter(drafter) -> Drafter:

@@ -57,9 +57,14 @@ from ..core.validate import is_int
 INIT_SEED = 0  # the window's first guesses are prompt tokens drawn with this seed
 
 
-def _check_option(option: str, value, low: int) -> None:
-    if not is_int(value) or value < low:
-        raise ValueError(f"{option} must be an int >= {low}, got {value!r}")
+MAX_WINDOW = 64  # W: columns of the Jacobi window (the paper's largest is 15)
+MAX_NGRAM = 16  # N: n-gram size, so N − 1 levels (the paper's largest is 7); the side branch has (N − 1)·W − 1 tokens
+MAX_GUESSES = 64  # G: continuations kept per key and verified per step
+
+
+def _check_option(option: str, value, low: int, high: int) -> None:
+    if not is_int(value) or not low <= value <= high:
+        raise ValueError(f"{option} must be an int between {low} and {high}, got {value!r}")
 
 
 def window_geometry(window: int, ngram: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -85,9 +90,9 @@ class LookaheadDrafter(Drafter):
     may_abstain: ClassVar[bool] = True  # no n-gram starts with the last token: an empty draft
 
     def __init__(self, window: int = 4, ngram: int = 3, guesses: int = 4, name: str | None = None):
-        _check_option("window", window, 1)
-        _check_option("ngram", ngram, 2)
-        _check_option("guesses", guesses, 1)
+        _check_option("window", window, 1, MAX_WINDOW)  # bounded: every step's forward carries the whole window
+        _check_option("ngram", ngram, 2, MAX_NGRAM)
+        _check_option("guesses", guesses, 1, MAX_GUESSES)
         if name is not None:
             self.name = name
         self.window = window  # W: columns, how far ahead the window guesses

@@ -29,26 +29,33 @@ from typing import ClassVar
 import torch
 
 from .base import Draft, Drafter, DraftTree, ToProbs, merge_into_trie
+from ..core.tree import check_tree_size
 from ..core.validate import is_int
 
 
+MAX_NGRAM = 64  # the longest n-gram a lookup tries: every size up to it is tried per step (and indexed, in retrieval)
+
+
 def check_ngram_sizes(max_ngram, min_ngram) -> None:
-    """n-gram sizes must be ints with 1 <= min_ngram <= max_ngram."""
+    """n-gram sizes must be ints with 1 <= min_ngram <= max_ngram <= MAX_NGRAM."""
     for option, value in (("max_ngram", max_ngram), ("min_ngram", min_ngram)):
         if not is_int(value):
             raise ValueError(f"{option} must be an int >= 1, got {value!r}")
         if value < 1:
             raise ValueError(f"{option} must be >= 1 (an n-gram size of {value} matches nothing), got {value}")
+        if value > MAX_NGRAM:
+            raise ValueError(f"{option} must be <= {MAX_NGRAM} (each size up to it is tried at every step, and a "
+                             f"match that long is decided by its last {MAX_NGRAM} tokens anyway), got {value}")
     if min_ngram > max_ngram:
         raise ValueError(f"min_ngram ({min_ngram}) must be <= max_ngram ({max_ngram})")
 
 
 def check_branching(branching) -> tuple[int, ...]:
-    """A tree shape: a non-empty sequence of ints >= 1, children per node at each depth."""
+    """A tree shape: a non-empty sequence of ints >= 1, children per node at each depth, within MAX_TREE_NODES."""
     shape = tuple(branching)
     if not shape or any(not is_int(b) or b < 1 for b in shape):
         raise ValueError(f"branching must be a non-empty sequence of ints >= 1, got {branching!r}")
-    return shape
+    return check_tree_size(tuple(int(b) for b in shape), "branching")
 
 
 def copy_forward(ids: torch.Tensor, begin: int, length: int) -> torch.Tensor:
@@ -90,7 +97,7 @@ class PromptLookupDrafter(Drafter):
         """Steps 1–3: the first continuation found, longest n first, most recent first; cut to γ."""
         if gamma < 1:
             return Draft(tokens=ids.new_empty(0))
-        for n in range(self.max_ngram, self.min_ngram - 1, -1):
+        for n in range(min(self.max_ngram, ids.shape[0] - 1), self.min_ngram - 1, -1):  # n >= L matches nothing
             starts = match_starts(ids, n)  # (matches,)
             if starts.numel() > 0:
                 begin = int(starts[0]) + n
@@ -103,7 +110,7 @@ class PromptLookupDrafter(Drafter):
         A position that matches a long n-gram also matches every shorter one; it is yielded only for its longest.
         """
         seen: set[int] = set()
-        for n in range(self.max_ngram, self.min_ngram - 1, -1):
+        for n in range(min(self.max_ngram, ids.shape[0] - 1), self.min_ngram - 1, -1):  # n >= L matches nothing
             for start in match_starts(ids, n).tolist():
                 begin = start + n
                 if begin not in seen:

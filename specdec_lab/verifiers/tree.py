@@ -30,7 +30,7 @@ import torch
 
 from ..core.sampling import one_hot, sample
 from ..core.theory import accept_probability, residual
-from ..core.tree import children, first_branch
+from ..core.tree import MAX_TREE_NODES, check_tree_size, children, first_branch
 from ..core.types import ACCEPTED, REJECTED, UNCHECKED, DraftTree, Verdict
 from .base import Verifier
 from ..core.validate import is_int
@@ -53,13 +53,14 @@ class TreeVerifier(Verifier):
     tree: ClassVar[bool] = True  # the loop asks the drafter for a DraftTree
 
     def __init__(self, width: int = DEFAULT_WIDTH, branching: tuple[int, ...] | None = None):
-        if not is_int(width) or width < 1:
-            raise ValueError(f"tree width must be an int >= 1, got {width!r}")
+        if not is_int(width) or not 1 <= width <= MAX_TREE_NODES:
+            raise ValueError(f"tree width must be an int between 1 and {MAX_TREE_NODES}, got {width!r}")
         if branching is not None:
             branching = tuple(branching)
             if not branching or any(not is_int(b) or b < 1 for b in branching):
                 raise ValueError(f"tree branching must be a non-empty tuple of ints >= 1, got {branching!r}")
-        self.width = width
+            branching = check_tree_size(tuple(int(b) for b in branching))  # before any tree is drafted
+        self.width = int(width)
         self.branching = branching
 
     def branching_for(self, gamma: int) -> tuple[int, ...]:
@@ -68,7 +69,7 @@ class TreeVerifier(Verifier):
             return ()
         if self.branching is not None:
             return self.branching[:gamma]
-        return (self.width,) + (1,) * (gamma - 1)
+        return check_tree_size((self.width,) + (1,) * (gamma - 1), f"tree width {self.width} at γ = {gamma}:")
 
     def verify_step(self, tree: DraftTree, p: torch.Tensor, generator: torch.Generator | None) -> TreeVerdict:
         return self.verify(tree, p, generator)

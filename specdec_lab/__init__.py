@@ -23,6 +23,7 @@ from .core.sampling import SamplingConfig, probs_from_logits
 from .core.trace import GenerationOutput, StepRecord, Stats
 from .verifiers import (BlockVerification, GreedyMatch, SpeculativeSampling, TopKMatch, TreeGreedy, TreeSpeculative,
                         TypicalAcceptance, Verdict, Verifier)
+from . import lab  # noqa: F401, E402 - in a notebook, the workbook picks its torch thread count once (lab/threads.py)
 
 __all__ = [
     "BlockVerification",

@@ -120,3 +120,14 @@ def save_html(fragment: str, path: str | Path, title: str = "specdec_lab") -> Pa
     path.write_text(f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title></head>"
                     f"<body>{fragment}</body></html>\n", encoding="utf-8")
     return path
+
+
+def prompt_html(prompt_ids: list[int], decode) -> str:
+    """The prompt as the token view's first span."""
+    return f'<span class="sdl-tok sdl-prompt">{visible_html(decode(prompt_ids))}</span>'
+
+
+def pieces_view_html(pieces: list[str], footer: str = "") -> str:
+    """A token view from its pieces (:func:`prompt_html`, then one :func:`step_html` per step), so a view can grow
+    one step at a time while a run streams; with every step's piece it is :func:`token_view_html` without stats."""
+    return STYLE + '<div class="sdl-view">' + legend_html() + "<div>" + "".join(pieces) + "</div>" + footer + "</div>"

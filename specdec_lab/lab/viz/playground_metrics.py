@@ -13,7 +13,10 @@ tokens, in baseline forwards (baseline seconds per token):
     c = (draft seconds per step / γ) / baseline seconds per token
     v = (verify seconds per step) / baseline seconds per token
 
-The definitions are :mod:`specdec_lab.bench.metrics`'s, shared with the benchmark and ``compare``.
+The definitions are :mod:`specdec_lab.bench.metrics`'s, shared with the benchmark and ``compare``. The speculative
+run's wall time leaves out ``view_s``, the time the widget spent drawing its streamed steps (the baseline draws none):
+
+    speculative seconds = recorded wall time − view_s
 """
 
 from __future__ import annotations
@@ -40,17 +43,19 @@ class PlaygroundRun:
     measured_speedup: float
     predicted_speedup: float  # the theorem at (α, γ, c), v = 1; nan without α
     predicted_speedup_v: float  # the same with the measured v
+    view_s: float = 0.0  # seconds spent drawing the streamed steps, left out of ms_per_token
 
 
-def summarize_run(settings: Settings, run: GenerationOutput, baseline: GenerationOutput) -> PlaygroundRun:
+def summarize_run(settings: Settings, run: GenerationOutput, baseline: GenerationOutput, view_s: float = 0.0) -> PlaygroundRun:
     """The playground's metrics for a speculative ``run`` at ``settings`` and its ``baseline`` (see the module docstring)."""
     base_s = baseline.stats.wall_time_s / max(baseline.stats.new_tokens, 1)
     s = run.stats
+    ms_per_token = 1000.0 * max(s.wall_time_s - view_s, 0.0) / max(s.new_tokens, 1)
     c, v = measured_costs(s.draft_time_s, s.verify_time_s, s.steps, settings.gamma, base_s)
     predicted, predicted_v = predictions(s.alpha, settings.gamma, c, v)
     return PlaygroundRun(
-        settings=settings, alpha=s.alpha, acceptance_rate=s.acceptance_rate, tau=s.mean_tokens_per_step, ms_per_token=s.ms_per_token,
+        settings=settings, alpha=s.alpha, acceptance_rate=s.acceptance_rate, tau=s.mean_tokens_per_step, ms_per_token=ms_per_token,
         baseline_ms_per_token=baseline.stats.ms_per_token, cost_ratio=c, verify_cost=v,
-        measured_speedup=baseline.stats.ms_per_token / s.ms_per_token,
-        predicted_speedup=predicted, predicted_speedup_v=predicted_v,
+        measured_speedup=baseline.stats.ms_per_token / ms_per_token if ms_per_token > 0 else float("nan"),
+        predicted_speedup=predicted, predicted_speedup_v=predicted_v, view_s=view_s,
     )

@@ -16,7 +16,7 @@ import torch
 
 from ..core.checks import check_token_range
 from ..core.lm import max_context, vocab_size
-from ..core.tree import check_parents, depths, tree_nodes
+from ..core.tree import MAX_TREE_NODES, check_parents, depths
 from ..core.types import Draft, DraftTree, Verdict
 from ..core.validate import is_int
 
@@ -35,16 +35,16 @@ def drafted_chain(drafter, chain, ids: torch.Tensor, gamma: int, vocab: int):
 
 
 def drafted_tree(drafter, tree, ids: torch.Tensor, branching: tuple[int, ...], vocab: int):
-    """A drafter's ``propose_tree`` result: parents first, no deeper or larger than asked, in-vocabulary tokens."""
+    """A drafter's ``propose_tree`` result: parents first, no deeper than asked, at most MAX_TREE_NODES nodes."""
     if not isinstance(tree, DraftTree):
         raise TypeError(f"drafter {drafter.name!r} returned {type(tree).__name__} from propose_tree, expected a DraftTree")
     tokens = _token_ids(drafter, tree.tokens, ids, "tree tokens")
     parents = _token_ids(drafter, tree.parents, ids, "tree parents")
     if parents.shape != tokens.shape:
         raise ValueError(f"drafter {drafter.name!r} gave {len(parents)} parents for {len(tokens)} tree tokens")
-    if len(tokens) > tree_nodes(branching):
-        raise ValueError(f"drafter {drafter.name!r} proposed a tree of {len(tokens)} nodes; branching {branching} "
-                         f"allows at most {tree_nodes(branching)}")
+    if len(tokens) > MAX_TREE_NODES:  # a drafter's own static tree may be wider than the branching, never this large
+        raise ValueError(f"drafter {drafter.name!r} proposed a tree of {len(tokens)} nodes, more than the "
+                         f"{MAX_TREE_NODES} one verification forward may score")
     check_parents(parents)
     if len(tokens) and int(depths(parents).max()) >= len(branching):
         raise ValueError(f"drafter {drafter.name!r} proposed a tree deeper than the {len(branching)} levels asked for")
@@ -70,8 +70,9 @@ def _checked_q(drafter, q, tokens: torch.Tensor, vocab: int, where: str) -> torc
     """q rows (N, V), one per drafted token x_j: finite, >= 0, each summing to 1, and q_j(x_j) > 0.
 
     q_j(x_j) > 0 because a drafter that samples x_j ~ q_j never draws a token of probability 0 (a deterministic
-    drafter gives q = None instead). The sums are taken in float64 and may miss 1 by sqrt(eps) of q's dtype
-    (3e-4 in float32, 0.09 in bfloat16): rounding stays far inside that, a row summing to 2 does not.
+    drafter gives q = None instead). The sums are taken in float64 and may miss 1 by sqrt(eps) of q's dtype, never
+    less than float32's (3.5e-4 in float32 and float64, 0.09 in bfloat16): rounding stays far inside that, a row
+    summing to 2 does not.
     """
     if q is None:
         return None
@@ -87,11 +88,11 @@ def _checked_q(drafter, q, tokens: torch.Tensor, vocab: int, where: str) -> torc
     q = q.to(tokens.device)
     q_x = q.gather(1, tokens[:, None])[:, 0]  # (N,) q_j(x_j)
     sums = q.sum(dim=-1, dtype=torch.float64)  # (N,)
-    tolerance = torch.finfo(q.dtype).eps ** 0.5
+    tolerance = max(torch.finfo(q.dtype).eps, torch.finfo(torch.float32).eps) ** 0.5  # float64 q: often softmax'd in fp32
     flags = torch.stack([~torch.isfinite(q).all(), (q < 0).any(), ((sums - 1).abs() > tolerance).any(), (q_x <= 0).any()])
     if not bool(flags.any()):  # the common case: one sync
         return q
-    not_finite, negative, off_one, zero_at_draft = flags.tolist()
+    not_finite, negative, off_one, _ = flags.tolist()  # else: q(x) = 0
     name = f"drafter {drafter.name!r}"
     if not_finite or negative:
         j, x = (~torch.isfinite(q) if not_finite else q < 0).nonzero()[0].tolist()

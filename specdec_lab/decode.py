@@ -107,9 +107,10 @@ def generate_speculative(
         forwards_before = drafter.forward_count
         lm, trace = CachedLM(target), Recorder(target.device, keep_rows)
         new_ids = speculative_loop(lm, drafter, verifier, ids, cfg, trace, on_step)
+        drafter_forwards = drafter.forward_count - forwards_before  # read while the run still holds the drafter
     settings = dict(method="speculative", drafter=drafter.name, verifier=verifier.name,
                     gamma=gamma, max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)
-    stats = trace.stats(lm.forward_count, drafter.forward_count - forwards_before, new_ids, reference)
+    stats = trace.stats(lm.forward_count, drafter_forwards, new_ids, reference)
     return GenerationOutput(ids.tolist(), new_ids, trace.steps, stats, settings)
 
 
@@ -224,8 +225,8 @@ def claimed(drafter: Drafter) -> Iterator[None]:
     A drafter keeps the state of ONE sequence (a KV cache, the target's features, a window), changed by
     every propose and observe. Two runs at once on one drafter object (two threads, a playground's worker
     beside a notebook cell) would each roll back and extend the other's state, so the second is refused.
-    Drafters that keep no state between calls (their class keeps Drafter's no-op reset, observe and
-    observe_side: prompt lookup, retrieval, whose datastore the registry shares) serve any number of runs.
+    Drafters that keep no state between calls (their class keeps Drafter's no-op reset and observe hooks:
+    prompt lookup, retrieval, whose datastore the registry shares) serve any number of runs.
     """
     parts = list({id(part): part for part in _parts(drafter) if _keeps_run_state(part)}.values())  # each once
     me = threading.current_thread().name
@@ -249,8 +250,12 @@ def claimed(drafter: Drafter) -> Iterator[None]:
 def _parts(drafter) -> Iterator:
     """The drafter and every drafter (or third party's object) inside it: what its run changes."""
     yield drafter
-    inside = ([drafter.inner] if isinstance(drafter, WrappedDrafter) else [drafter.obj] if isinstance(drafter, DuckDrafter)
-              else drafter.drafters if isinstance(drafter, FirstNonEmpty) else [])
+    if isinstance(drafter, WrappedDrafter):
+        inside = [drafter.inner]
+    elif isinstance(drafter, DuckDrafter):
+        inside = [drafter.obj]
+    else:
+        inside = drafter.drafters if isinstance(drafter, FirstNonEmpty) else []
     for part in inside:
         yield from _parts(part)
 
@@ -260,7 +265,7 @@ def _keeps_run_state(part) -> bool:
 
     A DuckDrafter is made afresh for each run and is never claimed; the third party's object inside it is.
     """
-    hooks = ("reset", "observe", "observe_side")
+    hooks = ("reset", "observe", "observe_side", "observe_scores")
     if isinstance(part, DuckDrafter):
         return False
     if isinstance(part, Drafter):

@@ -110,7 +110,7 @@ def spec_bench_keys(path: Path | None) -> list[str]:
     if path is None or not Path(path).exists():
         return []
     keys = []
-    for line in Path(path).read_text().splitlines():
+    for line in Path(path).read_text(encoding="utf-8").split("\n"):  # JSONL: U+2028 etc. may sit inside a turn
         if line.strip():
             keys += [t[:SPEC_BENCH_KEY] for t in json.loads(line)["turns"] if len(t) >= 20]
     return keys

@@ -91,3 +91,29 @@ def test_an_answer_that_changes_the_rows_it_reads_cannot_pass_the_bug_hunt():
     with pytest.raises(WrongAnswer):
         check("bug-hunt", vandal)
     assert Lab().tv(SpeculativeSampling()) < 1e-12
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(temperature=0.0), "temperature must be a finite number > 0"),
+    (dict(temperature=float("nan")), "temperature must be a finite number > 0"),
+    (dict(top_k=0), "top_k must be between 1 and 5"),
+    (dict(top_k=6), "top_k must be between 1 and 5"),
+    (dict(gamma=0), "gamma must be >= 1"),
+    (dict(vocab=1), "vocab must be >= 2"),
+])
+def test_a_lab_refuses_settings_it_cannot_sample(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        Lab(**kwargs)
+    with pytest.raises(TypeError, match="seed must be an int"):
+        Lab(seed="a")
+    assert Lab(top_k=None).top_k is None  # no top-k at all is a setting
+
+
+def test_a_lab_names_a_bad_prefix_model_or_row(lab):
+    with pytest.raises(ValueError, match=r"token ids in \[0, 5\), got \(7,\)"):
+        lab.p_of((7,))
+    with pytest.raises(ValueError, match="a 'target' and a 'drafter', not 'attacker'"):
+        lab.dist("attacker", ())
+    with pytest.raises(ValueError, match="not one the lab handed out"):
+        lab.drafter_prefix(lab.q_of(()) * 0.5)
+    assert torch.equal(lab.p_of([1, 2]), lab.p_of((1, 2)))  # a list prefix is the same prefix

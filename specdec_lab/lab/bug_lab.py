@@ -26,12 +26,14 @@ the lesson: the exact law shows which ones change the output
 from __future__ import annotations
 
 import functools
+import math
 import zlib
 from dataclasses import dataclass
 
 import torch
 
 from ..core.types import Draft
+from ..core.validate import check_int, is_int, is_number
 from ..verifiers.laws import chi_square_pvalue, emitted_law, law_distance, target_law
 from ..core.sampling import sample
 from ..verifiers.token import SpeculativeSampling, draft_rows
@@ -47,17 +49,35 @@ class Lab:
     gamma: int = 2
     seed: int = 2  # a setting where every law-changing bug moves the law by ≥ 0.04 in TV
 
+    def __post_init__(self):
+        check_int("Lab vocab", self.vocab, 2)
+        if not (is_number(self.temperature) and math.isfinite(self.temperature) and self.temperature > 0):
+            raise ValueError(f"Lab temperature must be a finite number > 0 (the lab samples), got {self.temperature!r}")
+        if self.top_k is not None:
+            check_int("Lab top_k", self.top_k, 1, self.vocab)
+        check_int("Lab gamma", self.gamma, 1)
+        check_int("Lab seed", self.seed, 0)
+
     # Every accessor returns a copy: the tables are cached once per process, and a caller that changed a cached row in
     # place (lab.p_of(()).mul_(0.5)) would change the law of every lab made after it, until the kernel restarts.
 
     def logits(self, who: str, prefix: tuple[int, ...]) -> torch.Tensor:
         """(V,) float64: the raw logits of ``who`` ("target" or "drafter") after ``prefix`` (a copy)."""
-        return _logits(self.seed, who, self.vocab, prefix).clone()
+        return _logits(self.seed, who, self.vocab, self._checked(who, prefix)).clone()
 
     def dist(self, who: str, prefix: tuple[int, ...], temperature: float | None = None, top_k: int | None = -1) -> torch.Tensor:
         """(V,) float64: softmax(logits / T) after top-k (``top_k=None``: no top-k; -1: the lab's), a copy."""
-        return _dist(self.seed, who, self.vocab, prefix, self.temperature if temperature is None else temperature,
-                     self.top_k if top_k == -1 else top_k).clone()
+        return _dist(self.seed, who, self.vocab, self._checked(who, prefix),
+                     self.temperature if temperature is None else temperature, self.top_k if top_k == -1 else top_k).clone()
+
+    def _checked(self, who: str, prefix) -> tuple[int, ...]:
+        """The prefix as a tuple of token ids in [0, vocab) (a list will do), for a known model."""
+        if who not in ("target", "drafter"):
+            raise ValueError(f"the lab has a 'target' and a 'drafter', not {who!r}")
+        prefix = tuple(prefix)
+        if not all(is_int(t) and 0 <= t < self.vocab for t in prefix):
+            raise ValueError(f"a prefix holds token ids in [0, {self.vocab}), got {prefix!r}")
+        return prefix
 
     def p_of(self, prefix: tuple[int, ...]) -> torch.Tensor:
         return self.dist("target", prefix)
@@ -69,7 +89,11 @@ class Lab:
 
     def drafter_prefix(self, q_row: torch.Tensor) -> tuple[int, ...]:
         """The prefix whose drafter row this is (every row the lab handed out is remembered)."""
-        return _PREFIX_OF_ROW[self, _key(q_row)]
+        try:
+            return _PREFIX_OF_ROW[self, _key(q_row)]
+        except KeyError:
+            raise ValueError("this q row is not one the lab handed out (lab.q_of): a row changed in place or made "
+                             "elsewhere has no prefix") from None
 
     def exact_law(self, verifier, n_tokens: int = 2) -> dict:
         """The exact law of the first ``n_tokens`` the loop emits with this verifier."""

@@ -20,6 +20,7 @@ from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 from transformers.utils import logging as hf_logging
 
 from . import smollm2
+from ..core.checks import check_device
 from ..core.lm import check_causal_lm, check_same_tokenizer, check_same_vocabulary
 
 ZOO_DIR = Path(os.environ.get("SPECDEC_LAB_ZOO", Path(__file__).resolve().parent / "zoo" / "models"))  # retrained zoos elsewhere
@@ -106,6 +107,83 @@ def check_folder(folder: str | Path, name: str | None = None) -> dict:
     return config
 
 
+PICKLES = ("*.bin", "*.pt", "*.pth", "*.ckpt", "*.pkl")  # torch.save / pickle files: unpickling can run code
+CONVERT = ("convert it once, where you trust the file: "
+           "AutoModelForCausalLM.from_pretrained(folder, use_safetensors=False).save_pretrained(folder) "
+           "writes model.safetensors beside it")
+
+
+def check_weight_files(folder: str | Path, name: str | None = None) -> list[Path]:
+    """The folder's safetensors files; a clear error when it has none (pickles only, or no weights at all).
+
+    Only safetensors are loaded: a pickle (``pytorch_model.bin``) can run code when it is read, and torch's own
+    refusal of one (``weights_only=True``) ends in advice to turn that protection off.
+    """
+    folder = Path(folder)
+    name = str(folder) if name is None else name
+    weights = sorted(folder.glob("*.safetensors"))
+    if weights:
+        return weights
+    pickles = sorted({p.name for pattern in PICKLES for p in folder.glob(pattern)})
+    if pickles:
+        raise ValueError(f"cannot load {name!r}: its weights are pickles only ({', '.join(pickles[:3])}), and "
+                         f"specdec_lab loads safetensors only (unpickling a file can run code); {CONVERT}")
+    raise FileNotFoundError(f"cannot load {name!r}: the folder {folder} has a config.json but no weights "
+                            "(no *.safetensors file in it)")
+
+
+def _few(names, shown: int = 3) -> str:
+    """The first ``shown`` of ``names``, then how many more: 'a, b, c and 17 more'."""
+    names = [str(n) for n in names]
+    head = ", ".join(names[:shown])
+    return head if len(names) <= shown else f"{head} and {len(names) - shown} more"
+
+
+def check_loading_info(info: dict, name: str, config) -> None:
+    """Refuse weights that do not fill the model their config describes, naming the keys (a few, then a count).
+
+    ``info`` is what ``from_pretrained(..., output_loading_info=True)`` returns: missing_keys (the model has them,
+    the files do not: transformers would initialise them at random), unexpected_keys (in the files, not in the
+    model: dropped), mismatched_keys ((key, shape in the files, shape in the model)) and error_msgs. Weights tied
+    to others (lm_head to the embedding, under ``tie_word_embeddings``) are not missing: transformers leaves them out.
+    """
+    missing = sorted(info.get("missing_keys") or ())
+    unexpected = sorted(info.get("unexpected_keys") or ())
+    mismatched = sorted(info.get("mismatched_keys") or (), key=lambda m: m[0])
+    errors = list(info.get("error_msgs") or ())
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} weight(s) the config needs are not in the files ({_few(missing)}), so they "
+                     "would be random")
+    if unexpected:
+        parts.append(f"{len(unexpected)} weight(s) in the files have no place in that model ({_few(unexpected)})")
+    if mismatched:
+        shapes = [f"{key} {tuple(file_shape)} in the files vs {tuple(model_shape)}"
+                  for key, file_shape, model_shape in mismatched]
+        parts.append(f"{len(mismatched)} weight(s) have another shape than the config gives ({_few(shapes, 2)})")
+    if errors:
+        parts.append(f"transformers reported: {_few(errors, 2)}")
+    if parts:
+        layers = getattr(config, "num_hidden_layers", None)
+        described = f"model_type {config.model_type!r}" + (f", {layers} layer{'s' * (layers != 1)}"
+                                                           if layers is not None else "")
+        raise ValueError(f"cannot load {name!r}: its weights do not match its config.json ({described}): "
+                         + "; ".join(parts) + ". Fix config.json to describe these weights, or use the weights "
+                         "it was written for.")
+
+
+FLOAT_DTYPES = (torch.float32, torch.bfloat16, torch.float16, torch.float64)  # what the kernels compute in
+
+
+def check_dtype(dtype) -> torch.dtype:
+    """A floating torch dtype (or its name, 'bfloat16') -> torch.dtype; anything else a ValueError naming them."""
+    chosen = getattr(torch, dtype, None) if isinstance(dtype, str) else dtype
+    if not any(chosen is ok for ok in FLOAT_DTYPES):  # identity: an object claiming to equal every dtype fails
+        raise ValueError(f"dtype {dtype!r} cannot hold a model's weights here: it must be a floating dtype, "
+                         "torch.float32, torch.bfloat16 or torch.float16 (or torch.float64)")
+    return chosen
+
+
 def _custom_code(err: BaseException) -> bool:
     """Whether transformers refused because the model needs its own code (``trust_remote_code``)."""
     return isinstance(err, ValueError) and "trust_remote_code" in str(err)
@@ -138,16 +216,20 @@ def default_dtype(name: str) -> torch.dtype:
 def load_model(name: str, device: str | torch.device | None = None, dtype: torch.dtype | None = None):
     """(causal LM in eval mode on ``device``, its tokenizer). Bundled and local models load with no network access.
 
-    ``dtype`` None means :func:`default_dtype`: bf16 for ``"smollm2"``, fp32 otherwise.
+    ``dtype`` None means :func:`default_dtype`: bf16 for ``"smollm2"``, fp32 otherwise; any other must be a floating
+    dtype. ``device`` None means :func:`default_device`; an unknown one, or CUDA where there is none, is refused first.
 
     Never runs code shipped with a model: a local folder whose config asks for it (``auto_map``) is refused
-    before transformers reads it, and every ``from_pretrained`` gets ``trust_remote_code=False``.
+    before transformers reads it, and every ``from_pretrained`` gets ``trust_remote_code=False``. Only safetensors
+    weights are read (never a pickle), and weights that do not fill the model their config describes (missing,
+    unexpected or differently shaped keys, :func:`check_loading_info`) are refused instead of left random.
     """
+    device = check_device(device)
+    dtype = default_dtype(name) if dtype is None else check_dtype(dtype)
     source, local = resolve(name)
-    device = torch.device(device) if device is not None else default_device()
-    dtype = default_dtype(name) if dtype is None else dtype
     if local:
         check_folder(source, name)
+        check_weight_files(source, name)
     options = dict(local_files_only=local or _offline(), trust_remote_code=False)
     try:
         config = AutoConfig.from_pretrained(source, **options)
@@ -159,14 +241,23 @@ def load_model(name: str, device: str | torch.device | None = None, dtype: torch
     bars = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()  # no "Loading weights" bar in notebooks and logs
     try:
-        model = AutoModelForCausalLM.from_pretrained(source, config=config, dtype=dtype, **options)
+        # mismatched shapes are reported in the info (and refused below) rather than raised as a bare RuntimeError
+        model, info = AutoModelForCausalLM.from_pretrained(source, config=config, dtype=dtype, use_safetensors=True,
+                                                           output_loading_info=True, ignore_mismatched_sizes=True,
+                                                           **options)
     except ValueError as err:
         if _custom_code(err):
             raise _hub_error(name, err) from err
         raise TypeError(f"{name!r} ({config.model_type}) is not a causal language model: {err}") from err
+    except (OSError, RuntimeError) as err:
+        if not local:
+            raise _hub_error(name, err) from err
+        raise ValueError(f"cannot load {name!r}: transformers could not read the weights in {source} "
+                         f"({err.__class__.__name__}: {err})") from err
     finally:
         if bars:
             hf_logging.enable_progress_bar()
+    check_loading_info(info, name, config)
     check_causal_lm(model, role=f"model {name!r}")
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, **options)

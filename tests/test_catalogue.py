@@ -16,9 +16,10 @@ import torch
 
 from specdec_lab import DRAFTERS, VERIFIERS, build_drafter, build_verifier, generate_autoregressive, generate_speculative
 from specdec_lab.drafters import (
-    EagleDrafter, FirstNonEmpty, LookaheadDrafter, MedusaDrafter, ModelDrafter, PromptLookupDrafter, RetrievalDrafter,
-    early_exit_drafter,
+    EagleDrafter, FirstNonEmpty, LookaheadDrafter, MedusaDrafter, ModelDrafter, PromptLookupDrafter, RecyclingDrafter,
+    RetrievalDrafter, SuffixDrafter, early_exit_drafter,
 )
+from specdec_lab.drafters.suffix_automaton import StaticAutomaton
 from specdec_lab.models.loading import load_model
 from specdec_lab.registry import INDEPENDENT, SELF
 from specdec_lab.core.sampling import SamplingConfig, probs_from_logits
@@ -94,11 +95,15 @@ def tiny_drafters(target):
         "eagle": EagleDrafter(target, random_head(target)),
         "lookup+retrieval": FirstNonEmpty([PromptLookupDrafter(max_ngram=2), RetrievalDrafter(datastore, max_ngram=2)]),
         "lookup+eagle": FirstNonEmpty([PromptLookupDrafter(max_ngram=2), EagleDrafter(target, random_head(target))]),
+        "recycling": RecyclingDrafter(target),
+        "suffix": SuffixDrafter(StaticAutomaton([datastore.tolist()])),
+        "suffix+recycling": FirstNonEmpty([SuffixDrafter(StaticAutomaton([datastore.tolist()]), min_match=2),
+                                           RecyclingDrafter(target)]),
     }
 
 
 KINDS = ["small-model", "prompt-lookup", "retrieval", "early-exit", "medusa", "lookahead", "eagle", "lookup+retrieval",
-         "lookup+eagle"]
+         "lookup+eagle", "recycling", "suffix", "suffix+recycling"]
 CFG = SamplingConfig(0.9, top_k=4, top_p=0.95)  # temperature, top-k and top-p all active: q is built like p
 
 

@@ -192,3 +192,17 @@ def test_a_flatter_verification_cost_chooses_a_larger_tree_and_a_longer_chain():
     assert set(cpu_chain) == set(gpu_chain) == {1} and len(gpu_chain) >= len(cpu_chain)
     expensive, _, _ = best_for_hardware(A, CPU, c=0.5, chain=True)  # a costly drafter: shorter chains
     assert len(expensive) < len(cpu_chain)
+
+
+def test_settings_translate_suffix_to_vllms_suffix_method_and_say_what_has_no_equivalent():
+    from specdec_lab.bench.export import ServeSettings, to_transformers, to_vllm
+
+    vllm = to_vllm(ServeSettings("suffix", "greedy", gamma=6))
+    assert vllm.config["speculative_config"] == {"method": "suffix", "num_speculative_tokens": 6,
+                                                 "suffix_decoding_max_spec_factor": 1.0,
+                                                 "suffix_decoding_min_token_prob": 0.1}
+    assert any("corpus" in m for m in vllm.missing)
+    recycling = to_vllm(ServeSettings("recycling", "greedy"))
+    assert "method" not in recycling.config["speculative_config"] and any("top-k" in m for m in recycling.missing)
+    for name in NEW_DRAFTERS:
+        assert any("transformers has no" in m for m in to_transformers(ServeSettings(name, "greedy")).missing)

@@ -18,7 +18,8 @@ From a drafter, γ, a verifier and the sampling settings, :func:`translate` give
 
 What has no equivalent is said, with the reason, never silently dropped: typical acceptance and top-β matching
 (lossy rules no engine ships; vLLM's V0 typical-acceptance sampler is gone from V1), lookahead (Jacobi) decoding,
-our retrieval datastore, early exit outside transformers, adaptive γ outside transformers. Engines load their own
+our retrieval datastore, Token Recycling, our suffix
+drafter's shipped corpus, early exit outside transformers, adaptive γ outside transformers. Engines load their own
 checkpoint formats: a head trained here (EAGLE, Medusa) must be converted to that engine's format first.
 """
 
@@ -32,6 +33,9 @@ from ..registry import DRAFTERS, VERIFIERS
 from ..core.validate import is_int
 
 VERSIONS = {"transformers": "5.24", "vllm": "0.28.0", "sglang": "documentation as of 2026-12"}
+TRAINING_FREE = {"recycling": "Token Recycling (a table of the target's top-k from earlier forwards)",
+                 "suffix": "suffix-automaton drafter (SAM-Decoding / SuffixDecoding)",
+                 "suffix+recycling": "suffix-automaton drafter or Token Recycling"}
 MODEL_DRAFTERS = ("small-model", "distilled", "distilled+heuristic-γ", "distilled+confidence")
 
 
@@ -136,6 +140,9 @@ def to_transformers(s: ServeSettings) -> Translation:
     elif s.drafter == "early-exit":
         generate = {"assistant_early_exit": s.exit_layer or "<exit layer>"} | generate
         t.missing.append("our early exit's trained adapter layer: transformers exits straight into the LM head")
+    elif s.drafter in TRAINING_FREE:
+        t.missing.append(f"drafter {s.drafter!r}: transformers has no {TRAINING_FREE[s.drafter]}; its closest is prompt "
+                         "lookup (prompt_lookup_num_tokens), which copies from the prompt and output only")
     else:
         t.missing.append(f"drafter {s.drafter!r}: assisted generation takes a draft model, prompt lookup or early exit only")
     t.config = {"generate": generate, "assistant_generation_config": assistant}
@@ -158,6 +165,15 @@ def to_vllm(s: ServeSettings) -> Translation:
     elif s.drafter.startswith("distilled+"):
         spec = {"method": "draft_model", "model": s.drafter_path} | spec
         t.missing.append(f"drafter {s.drafter!r}: the adaptive draft length (vLLM drafts a fixed γ here)")
+    elif s.drafter in ("suffix", "suffix+recycling"):  # SuffixDecoding (Arctic Inference's cache), vLLM >= 0.11
+        spec = {"method": "suffix"} | spec | {"suffix_decoding_max_spec_factor": 1.0, "suffix_decoding_min_token_prob": 0.1}
+        t.missing.append("our static automaton over a shipped corpus (SmolLM2's answers): vLLM's suffix cache holds "
+                         "the outputs of the server's earlier requests instead")
+        if s.drafter == "suffix+recycling":
+            t.missing.append("Token Recycling's fallback tree: vLLM has no proposer that reads earlier forwards' top-k")
+    elif s.drafter == "recycling":
+        t.missing.append("drafter 'recycling': vLLM has no proposer that reads earlier forwards' top-k (the closest "
+                         "model-free ones, method='ngram' and method='suffix', copy text instead)")
     else:
         t.missing.append(f"drafter {s.drafter!r}: vLLM has no such proposer")
     if s.verifier == "block" and not s.greedy:

@@ -44,7 +44,7 @@ class AdjacencyMatrix:
     """M (V, k) int32 of top-k next tokens, and which rows were ever written."""
 
     def __init__(self, vocab: int, k: int):
-        self.next = torch.zeros(vocab, k, dtype=torch.int32)  # (V, k)
+        self.next = torch.zeros(vocab, min(k, vocab), dtype=torch.int32)  # (V, k); a vocabulary under k: all of it
         self.known = torch.zeros(vocab, dtype=torch.bool)  # (V,)
         self.lock = threading.Lock()  # a widget's worker thread may decode beside a notebook cell
 
@@ -74,7 +74,7 @@ _MATRICES: "weakref.WeakKeyDictionary[object, AdjacencyMatrix]" = weakref.WeakKe
 def matrix_for(target, k: int = TOP_K) -> AdjacencyMatrix:
     """The target's adjacency matrix, made on first use (asking for another k replaces it with an empty one)."""
     matrix = _MATRICES.get(target)
-    if matrix is None or matrix.next.shape[1] != k:
+    if matrix is None or matrix.next.shape[1] != min(k, vocab_size(target)):
         matrix = _MATRICES[target] = AdjacencyMatrix(vocab_size(target), k)
     return matrix
 

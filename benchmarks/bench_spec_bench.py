@@ -2,6 +2,8 @@
 
     python benchmarks/bench_spec_bench.py [--per-task 8] [--new-tokens 128] [--threads 2] [--repeats 1] \
         [--out benchmarks/results/spec_bench_smollm2] [--write docs/catalogue.md]
+    python benchmarks/bench_spec_bench.py --training-free [--temperature 0.7] --write docs/catalogue.md \
+        --section training-free   # issue 37's side-by-side run (see TRAINING_FREE)
 
 Questions: ``../shared/data/spec_bench/question.jsonl`` (Spec-Bench's file; never copied into the project).
 Per task type, ``--per-task`` questions: for multi-turn conversation one from each of its eight MT-bench
@@ -48,6 +50,11 @@ LOSSLESS_OURS = [("eagle", "greedy"), ("eagle", "tree-greedy"), ("medusa", "gree
                  ("early-exit", "greedy"), ("prompt-lookup", "greedy"), ("lookahead", "greedy"), ("retrieval", "greedy"),
                  ("lookup+retrieval", "greedy")]
 HF_EARLY_EXIT_LAYERS = 4
+TRAINING_FREE = [("prompt-lookup", "greedy"), ("lookup+retrieval", "greedy"), ("recycling", "greedy"),
+                 ("recycling", "tree-greedy"), ("suffix", "greedy"), ("suffix", "tree-greedy"),
+                 ("suffix+recycling", "greedy"), ("suffix+recycling", "tree-greedy")]  # issue 37, side by side
+SAMPLED = {"greedy": "speculative", "tree-greedy": "tree-speculative"}  # T > 0: the same drafts, the sampling rules
+CALIBRATION_TREE = (8, 4, 2, 2, 1, 1, 1, 1)  # wide enough that acceptance by depth and rank is measured past any pick
 
 
 def spec_bench_questions(path: Path, per_task: int) -> list[Question]:
@@ -89,6 +96,14 @@ def main(argv=None) -> dict:
     ap.add_argument("--lookup-only", action="store_true",
                     help="a side run: our prompt lookup and lookup+retrieval against transformers' generate and prompt "
                          "lookup, all drafting --gamma tokens (and transformers' at 10 tokens, its best in the full run)")
+    ap.add_argument("--training-free", action="store_true",
+                    help="issue 37: AR, prompt lookup, lookup+retrieval, recycling, suffix, suffix+recycling (chain and "
+                         "tree), transformers' prompt lookup at --gamma and 10 tokens; recycling's tree and chain sized "
+                         "for this machine first (tree_shape.best_for_hardware on calibration questions outside the run)")
+    ap.add_argument("--temperature", type=float, default=0.0,
+                    help="> 0: sample (our speculative / tree-speculative rules, transformers do_sample=True)")
+    ap.add_argument("--calibrate", type=int, default=6,
+                    help="--training-free: calibration questions (the round after the measured ones, one per task type)")
     ap.add_argument("--quick", action="store_true", help="a side run: the trained heads and prompt lookup (greedy), "
                     "against transformers' generate and prompt lookup only (e.g. to compare dtypes)")
     ap.add_argument("--skip", type=int, default=0, help="leave out the first N questions (round-robin order): resume a run")
@@ -118,6 +133,9 @@ def main(argv=None) -> dict:
     elif args.lookup_only:
         methods, distilled = [("prompt-lookup", "greedy"), ("lookup+retrieval", "greedy")], None
         hf_extra = hf_extra if args.gamma != 10 else {}  # transformers' prompt lookup at γ, and at 10 (its best)
+    elif args.training_free:
+        methods, distilled = [(d, SAMPLED.get(v, v) if args.temperature > 0 else v) for d, v in TRAINING_FREE], None
+        hf_extra = {} if args.gamma == 10 else hf_extra
     elif args.hf_early_exit_only:
         methods, hf_baselines, distilled, hf_extra = [("prompt-lookup", "greedy")], False, None, early_exit
     elif not args.no_hf_early_exit:
@@ -125,10 +143,18 @@ def main(argv=None) -> dict:
     args.out.mkdir(parents=True, exist_ok=True)
     costs = verify_costs(target, args.device)
     print("forward cost t(k)/t(1):", json.dumps(costs), flush=True)
-    settings = BenchSettings(gamma=args.gamma, max_new_tokens=args.new_tokens, temperature=0.0, repeats=args.repeats,
-                             hf_baselines=hf_baselines, hf_extra=hf_extra,
+    sizing, drafter_options = {}, {}
+    if args.training_free:
+        calibration = spec_bench_questions(args.questions, args.per_task + 1)[len(TASKS) * args.per_task:][:args.calibrate]
+        sizing = size_recycling(target, [chat_ids(tokenizer, q.prompt) for q in calibration], args.gamma, args.new_tokens)
+        print("recycling sized for this machine:", json.dumps(sizing), flush=True)
+        drafter_options = {name: {"tree": tuple(sizing["tree"]), "chain": len(sizing["chain"])}
+                           for name in ("recycling", "suffix+recycling")}
+    settings = BenchSettings(gamma=args.gamma, max_new_tokens=args.new_tokens, temperature=args.temperature,
+                             repeats=args.repeats, hf_baselines=hf_baselines, hf_extra=hf_extra,
+                             drafter_options=drafter_options,
                              header_extra={"command": command, "processor_flags": _cpu_flags(), "skip": args.skip,
-                                           "verify_cost": costs})
+                                           "verify_cost": costs, "tree_sizing": sizing})
     result = run_benchmark(target, tokenizer, questions, methods, settings=settings, hf_drafter=distilled,
                            prompt_ids=lambda text: chat_ids(tokenizer, text),
                            on_progress=lambda partial: write_report(partial, args.out))
@@ -138,6 +164,35 @@ def main(argv=None) -> dict:
     if args.write:
         write_section(args.write, args.section, section, title="The catalogue, measured")
     return result
+
+
+def size_recycling(target, prompts: list[list[int]], gamma: int, new_tokens: int) -> dict:
+    """Recycling's tree and chain for this machine (Sequoia): acceptance by depth and rank a(d, r) counted on
+    ``prompts`` with a wide tree (greedy, from a forgotten table), this process's t(k)/t(1) (bench/probe.verify_cost,
+    probed once), and c = drafting seconds per level ÷ t(1); then tree_shape.best_for_hardware within depth γ."""
+    from specdec_lab.bench.probe import verify_cost
+    from specdec_lab.drafters.recycling import RecyclingDrafter
+    from specdec_lab.verifiers.tree import TreeGreedy
+    from specdec_lab.verifiers.tree_shape import acceptance_by_rank, best_for_hardware, rates, relative_cost, tree_nodes
+    from specdec_lab import generate_speculative
+
+    drafter = RecyclingDrafter(target, tree=CALIBRATION_TREE)
+    drafter.forget()
+    wide = TreeGreedy(branching=CALIBRATION_TREE)
+    runs = [generate_speculative(target, drafter, ids, gamma=len(CALIBRATION_TREE), max_new_tokens=new_tokens,
+                                 verifier=wide) for ids in prompts]
+    drafter.forget()  # the measured run starts cold, like every other method's state
+    a = rates(acceptance_by_rank(runs))
+    t_ratio = verify_cost(target)
+    steps = [s for run in runs for s in run.steps if s.tree and s.tree["tokens"]]
+    t1 = sorted(s.verify_time_s / relative_cost(t_ratio, len(s.tree["tokens"]) + 1) for s in steps)[len(steps) // 2]
+    c = sum(s.draft_time_s for s in steps) / (len(steps) * len(CALIBRATION_TREE) * t1)
+    tree, tree_tau, tree_speed = best_for_hardware(a, t_ratio, c, max_depth=gamma)
+    chain, chain_tau, chain_speed = best_for_hardware(a, t_ratio, c, max_depth=gamma, chain=True)
+    return {"tree": list(tree), "nodes": tree_nodes(tree), "tree_tau": round(tree_tau, 3),
+            "tree_predicted": round(tree_speed, 3), "chain": list(chain), "chain_tau": round(chain_tau, 3),
+            "chain_predicted": round(chain_speed, 3), "c": round(c, 4), "t_ratio": {k: round(v, 3) for k, v in t_ratio.items()},
+            "calibration_questions": len(prompts), "a": {f"{d},{r}": round(v, 3) for (d, r), v in a.items()}}
 
 
 def verify_costs(target, device, ks=(1, 2, 4, 5, 8, 16)) -> dict:
@@ -165,6 +220,7 @@ def _cpu_flags() -> str:
 def catalogue_section(result: dict) -> str:
     """The Markdown section of docs/catalogue.md for ``result``: settings, t(k), the goals' verdict and the tables."""
     h, g = result["header"], goals(result)
+    sampling = f"T = {h['temperature']}" if h.get("temperature") else "greedy"
     cost = h.get("verify_cost", {})
     runs = h.get("verify_cost_runs") or [cost]  # a merged result: each run's own t(k)
     cost_lines = [f"| {dtype}{f', run {i}' if len(runs) > 1 else ''} | " +
@@ -188,14 +244,14 @@ def catalogue_section(result: dict) -> str:
         f"## {title}", "",
         f"`{h.get('command', 'python benchmarks/bench_spec_bench.py')}`", "",
         f"{partial}{h['questions']} questions ({', '.join(h['tasks'])}; multi-turn = one per MT-bench category), first turn "
-        f"through the chat template, {h['max_new_tokens']} new tokens, greedy, {h.get('dtype')}, {h['threads']} threads, "
+        f"through the chat template, {h['max_new_tokens']} new tokens, {sampling}, {h.get('dtype')}, {h['threads']} threads, "
         f"γ = {h['gamma']}, {h.get('repeats', 1)} repeat(s); {h['processor']} ({h.get('processor_flags', '')}), torch {h['torch']}, "
         f"transformers {h['transformers']}. Speedup: mean tokens/s ÷ that of our autoregressive loop on the same questions.",
         "", "**Why the goals are hard here: the cost of a forward over k tokens, t(k), measured on the machine that ran "
         "this** "
         "(128 cached tokens, median of 7):", "",
         "| dtype | " + " | ".join(f"k = {k}" for k in ks) + " |", "|---|" + "---|" * len(ks), *cost_lines, "",
-        verdict, "", summary_markdown(result), "",
+        verdict, "", *sizing_lines(h.get("tree_sizing")), summary_markdown(result), "",
         "α = accepted ÷ checked drafts; α by position: α at draft positions 1..γ, each conditional (accepted ÷ checked "
         "there, a position being checked only when every draft before it was accepted); τ = tokens per target forward "
         "(the target's own token counted); c = cost of one drafted token and v = cost of the "
@@ -203,11 +259,24 @@ def catalogue_section(result: dict) -> str:
     ])
 
 
+def sizing_lines(sizing: dict | None) -> list[str]:
+    """The tree and chain recycling ran with, chosen for the machine (none: an empty list)."""
+    if not sizing:
+        return []
+    return [f"Recycling's tree, sized for this machine (Sequoia: max G / (t(N + 1)/t(1) + D·c) from a(d, r) on "
+            f"{sizing['calibration_questions']} calibration questions outside the run, c = {sizing['c']:.3f}): branching "
+            f"{tuple(sizing['tree'])} ({sizing['nodes']} nodes, predicted τ {sizing['tree_tau']:.2f}, speedup "
+            f"{sizing['tree_predicted']:.2f}×); chain of {len(sizing['chain'])} (predicted τ {sizing['chain_tau']:.2f}, "
+            f"speedup {sizing['chain_predicted']:.2f}×).", ""]
+
+
 def side_run_title(header: dict, methods: list[str] = ()) -> str | None:
     """What a side run measured (from the flags of its command), or None for the full run."""
     command = header.get("command", "")
     if "--hf-early-exit-only" in command:
         return "transformers' assistant_early_exit"
+    if "--training-free" in command:
+        return "training-free drafters (issue 37) beside transformers' prompt lookup"
     if "--lookup-only" in command:
         cascade = " (and lookup+retrieval)" if any(m.startswith("lookup+retrieval") for m in methods) else ""
         return f"prompt lookup{cascade} drafting γ = {header['gamma']}, ours against transformers'"

@@ -138,8 +138,7 @@ def _lookup_then_retrieval(target, tokenizer=None, **options):
 
 
 SUFFIX_MIN_MATCH = 4  # suffix+recycling: the suffix drafter's chain from a match of >= this many tokens, else TR's tree
-"""Measured, not copied (SAM-Decoding uses 5): the best τ of 1..8 on Spec-Bench questions, benchmarks/bench_spec_bench.py
---tune-threshold (its output is quoted in docs/catalogue.md's training-free section)."""
+"""Meant to be measured, not copied (SAM-Decoding uses 5): the τ of each threshold on a few Spec-Bench questions."""
 
 
 def _suffix(target, tokenizer=None, texts=None, datastore_ids=None, **options):
@@ -148,7 +147,8 @@ def _suffix(target, tokenizer=None, texts=None, datastore_ids=None, **options):
     if texts is not None:
         if tokenizer is None:
             raise ValueError("the suffix drafter needs the target's tokenizer to read texts (or pass datastore_ids)")
-        datastore_ids = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in ([texts] if isinstance(texts, str) else texts)]
+        texts = [texts] if isinstance(texts, str) else texts
+        datastore_ids = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
     if datastore_ids is not None:
         from .drafters.retrieval import as_documents
 
@@ -163,10 +163,11 @@ def _smollm2_corpus() -> StaticAutomaton:
     return StaticAutomaton(retrieval_datastore())
 
 
-def _suffix_then_recycling(target, tokenizer=None, min_match: int = SUFFIX_MIN_MATCH, tree=None, **options):
-    """SAM-Decoding: the suffix drafter's draft when its match has >= min_match tokens, else Token Recycling's."""
-    return FirstNonEmpty([_suffix(target, tokenizer, min_match=min_match, **options), RecyclingDrafter(target, tree=tree)],
-                         name="suffix+recycling")
+def _suffix_then_recycling(target, tokenizer=None, min_match: int = SUFFIX_MIN_MATCH, tree=None, chain=None, **options):
+    """SAM-Decoding: the suffix drafter's draft when its match has >= min_match tokens, else Token Recycling's
+    (``tree`` / ``chain``: its static tree and chain length; ``options``: the suffix drafter's)."""
+    suffix = _suffix(target, tokenizer, min_match=min_match, **options)
+    return FirstNonEmpty([suffix, RecyclingDrafter(target, tree=tree, chain=chain)], name="suffix+recycling")
 
 
 @functools.lru_cache(maxsize=2)

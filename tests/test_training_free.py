@@ -116,7 +116,8 @@ def test_recycling_sees_the_prefill_and_every_scored_token_rejected_ones_include
     drafter.forget()
     calls = []
     real = drafter.observe_scores
-    drafter.observe_scores = lambda tokens, logits: calls.append((tokens.tolist(), logits.clone())) or real(tokens, logits)
+    drafter.observe_scores = lambda tokens, logits: calls.append((tokens.tolist(), logits.clone())) or real(  # noqa
+        tokens, logits)
     prompt = [1, 4, 2, 4, 7, 3]
     out = generate_speculative(target, drafter, prompt, gamma=2, max_new_tokens=12, verifier="tree-greedy")
     assert calls[0][0] == prompt[:-1]  # the prefill: every prompt token but the root

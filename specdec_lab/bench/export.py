@@ -166,7 +166,8 @@ def to_vllm(s: ServeSettings) -> Translation:
         spec = {"method": "draft_model", "model": s.drafter_path} | spec
         t.missing.append(f"drafter {s.drafter!r}: the adaptive draft length (vLLM drafts a fixed γ here)")
     elif s.drafter in ("suffix", "suffix+recycling"):  # SuffixDecoding (Arctic Inference's cache), vLLM >= 0.11
-        spec = {"method": "suffix"} | spec | {"suffix_decoding_max_spec_factor": 1.0, "suffix_decoding_min_token_prob": 0.1}
+        spec = {"method": "suffix"} | spec | {"suffix_decoding_max_spec_factor": 1.0,
+                                              "suffix_decoding_min_token_prob": 0.1}
         t.missing.append("our static automaton over a shipped corpus (SmolLM2's answers): vLLM's suffix cache holds "
                          "the outputs of the server's earlier requests instead")
         if s.drafter == "suffix+recycling":

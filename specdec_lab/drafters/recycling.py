@@ -87,15 +87,19 @@ class RecyclingDrafter(Drafter):
     reads_scores: ClassVar[bool] = True  # observe_scores gets the logits of every token each forward scored
     may_abstain: ClassVar[bool] = True  # a root never scored before has no row
 
-    def __init__(self, target, k: int = TOP_K, tree: tuple[int, ...] | None = None, name: str | None = None):
+    def __init__(self, target, k: int = TOP_K, tree: tuple[int, ...] | None = None, chain: int | None = None,
+                 name: str | None = None):
         if not is_int(k) or k < 1:
             raise ValueError(f"k (top tokens kept per row) must be an int >= 1, got {k!r}")
         if tree is not None:
             tree = check_branching(tree)
             if max(tree) > k:
                 raise ValueError(f"tree {tree} asks for {max(tree)} children of a node, but rows keep only k = {k}")
+        if chain is not None and (not is_int(chain) or chain < 1):
+            raise ValueError(f"chain (the longest chain to draft) must be an int >= 1 or None, got {chain!r}")
         if name is not None:
             self.name = name
+        self.chain = chain  # a chain verifier's draft length (None: γ), e.g. tree_shape.best_for_hardware(chain=True)
         self.matrix = matrix_for(target, k)
         self.tree = tree  # the static tree's branching (None: the verifier's); the verifier's γ bounds its depth
         self.vocab_size = None  # proposes ids only
@@ -128,15 +132,17 @@ class RecyclingDrafter(Drafter):
         return tokens, parents
 
     def propose(self, ids: torch.Tensor, gamma: int, to_probs: ToProbs, generator: torch.Generator | None) -> Draft:
-        """A chain: x_{i+1} = M[x_i][0], γ tokens (fewer at a token never scored)."""
-        tokens, _ = self._walk(int(ids[-1]), (1,) * max(gamma, 0))
+        """A chain: x_{i+1} = M[x_i][0], min(γ, chain) tokens (fewer at a token never scored)."""
+        length = gamma if self.chain is None else min(gamma, self.chain)
+        tokens, _ = self._walk(int(ids[-1]), (1,) * max(length, 0))
         return Draft(tokens=torch.tensor(tokens, dtype=torch.long, device=ids.device))  # (≤ γ,)
 
     def propose_tree(self, ids: torch.Tensor, branching: tuple[int, ...], to_probs: ToProbs,
                      generator: torch.Generator | None) -> DraftTree:
         """The static tree (``tree``, else the verifier's ``branching``), at most len(branching) levels deep."""
         shape = check_branching(branching)
-        shape = self.tree[: len(shape)] if self.tree is not None else tuple(min(b, self.matrix.next.shape[1]) for b in shape)
+        k = self.matrix.next.shape[1]
+        shape = self.tree[: len(shape)] if self.tree is not None else tuple(min(b, k) for b in shape)
         tokens, parents = self._walk(int(ids[-1]), shape)
         return DraftTree(tokens=torch.tensor(tokens, dtype=torch.long, device=ids.device),  # (N,)
                          parents=torch.tensor(parents, dtype=torch.long, device=ids.device))  # (N,)

@@ -92,7 +92,8 @@ class SuffixDrafter(Drafter):
         if not is_int(min_match) or min_match < 1:
             raise ValueError(f"min_match must be an int >= 1 (tokens of suffix matched), got {min_match!r}")
         if not isinstance(max_spec_factor, (int, float)) or not max_spec_factor > 0 or math.isinf(max_spec_factor):
-            raise ValueError(f"max_spec_factor must be a finite number > 0 (drafts per matched token), got {max_spec_factor!r}")
+            raise ValueError(f"max_spec_factor must be a finite number > 0 (drafts per matched token), "
+                             f"got {max_spec_factor!r}")
         if not isinstance(min_token_prob, (int, float)) or not 0 <= min_token_prob <= 1:
             raise ValueError(f"min_token_prob must be a probability in [0, 1], got {min_token_prob!r}")
         if not is_int(max_candidates) or max_candidates < 1:

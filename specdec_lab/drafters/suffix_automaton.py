@@ -145,7 +145,8 @@ class StaticAutomaton:
     @property
     def nbytes(self) -> int:
         """Memory of the frozen arrays, in bytes."""
-        return sum(a.nbytes for a in (self.offsets, self.edge_token, self.edge_to, self.edge_prob, self.length, self.link))
+        arrays = (self.offsets, self.edge_token, self.edge_to, self.edge_prob, self.length, self.link)
+        return sum(a.nbytes for a in arrays)
 
     def step(self, state: int, token: int) -> int:
         """δ(state, token), or −1 if there is no such transition."""

@@ -126,7 +126,8 @@ def shapes(budget: int, max_depth: int, max_width: int):
 
 
 def best_for_hardware(a: dict[tuple[int, int], float], t_ratio: dict[int, float], c: float = 0.0, budget: int = 64,
-                      max_depth: int = 8, max_width: int = 8, chain: bool = False) -> tuple[tuple[int, ...], float, float]:
+                      max_depth: int = 8, max_width: int = 8,
+                      chain: bool = False) -> tuple[tuple[int, ...], float, float]:
     """(branching, predicted τ, predicted speedup) maximising G / (t(N + 1)/t(1) + D·c) (the block above); ``chain``:
     widths 1 only, i.e. the best draft length for a chain verifier. Ties go to the smaller tree."""
     if not a:

@@ -71,7 +71,8 @@ def test_a_row_changed_in_place_changes_nothing_later():
     lab.q_of(()).zero_()
     lab.logits("target", ()).fill_(float("nan"))
     lab.dist("drafter", (1,), temperature=1.0, top_k=None).add_(1.0)
-    after = (lab.p_of(()), lab.q_of(()), lab.logits("target", ()), lab.dist("drafter", (1,), temperature=1.0, top_k=None))
+    after = (lab.p_of(()), lab.q_of(()), lab.logits("target", ()),
+             lab.dist("drafter", (1,), temperature=1.0, top_k=None))
     assert all(torch.equal(a, b) for a, b in zip(before, after))
     assert Lab().tv(SpeculativeSampling()) < 1e-12
     with pytest.raises(WrongAnswer):

@@ -67,8 +67,9 @@ class Lab:
 
     def dist(self, who: str, prefix: tuple[int, ...], temperature: float | None = None, top_k: int | None = -1) -> torch.Tensor:
         """(V,) float64: softmax(logits / T) after top-k (``top_k=None``: no top-k; -1: the lab's), a copy."""
-        return _dist(self.seed, who, self.vocab, self._checked(who, prefix),
-                     self.temperature if temperature is None else temperature, self.top_k if top_k == -1 else top_k).clone()
+        temperature = self.temperature if temperature is None else temperature
+        return _dist(self.seed, who, self.vocab, self._checked(who, prefix), temperature,
+                     self.top_k if top_k == -1 else top_k).clone()
 
     def _checked(self, who: str, prefix) -> tuple[int, ...]:
         """The prefix as a tuple of token ids in [0, vocab) (a list will do), for a known model."""

@@ -102,7 +102,8 @@ def kernels_cases() -> list[Case]:
 
     why = (f"p = q = {_list(p)}: max(0, p − q) is 0 for every token, so dividing by its sum divides by zero; no draft "
            "is ever rejected here, but the residual must still be a distribution (no NaN)")
-    cases += [Case((p, p.clone()), library_accept(p, p), why, 0, "(p, q)"), Case((p, p.clone()), is_a_distribution, why, 1, "(p, q)")]
+    cases += [Case((p, p.clone()), library_accept(p, p), why, 0, "(p, q)"),
+              Case((p, p.clone()), is_a_distribution, why, 1, "(p, q)")]
     return cases
 
 

@@ -21,6 +21,8 @@ from .drafters import Draft, DraftTree, ModelDrafter
 from .registry import DRAFTERS, VERIFIERS, build_drafter, build_verifier
 from .core.sampling import SamplingConfig, probs_from_logits
 from .core.trace import GenerationOutput, StepRecord, Stats
+from .models.loading import load_model, load_pair
+from .models.smollm2 import chat_ids
 from .verifiers import (BlockVerification, GreedyMatch, SpeculativeSampling, TopKMatch, TreeGreedy, TreeSpeculative,
                         TypicalAcceptance, Verdict, Verifier)
 from . import lab  # noqa: F401, E402 - in a notebook, the workbook picks its torch thread count once (lab/threads.py)
@@ -46,8 +48,11 @@ __all__ = [
     "Verifier",
     "build_drafter",
     "build_verifier",
+    "chat_ids",
     "generate_autoregressive",
     "generate_speculative",
+    "load_model",
+    "load_pair",
     "probs_from_logits",
 ]
 __version__ = "0.1.0"

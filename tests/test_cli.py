@@ -112,6 +112,6 @@ def test_demo_stats_line_shows_alpha_as_accepted_over_checked(capsys, monkeypatc
     assert cli_main(["demo", "--max-new-tokens", "12", "--gamma", "3", "--device", "cpu", "--color", "never"]) == 0
     out = capsys.readouterr().out
     s = runs[0].stats
-    assert s.checked < s.drafted or s.alpha == s.acceptance_rate  # the two differ once a draft is rejected early
-    assert f"α {s.alpha:.2f} (accepted ÷ checked)" in out
-    assert f"acceptance rate {s.acceptance_rate:.2f} (accepted ÷ drafted)" in out
+    assert s.checked < s.drafted or s.alpha == s.draft_yield  # the two differ once a draft is rejected early
+    assert f"α (accepted ÷ checked) = {s.alpha:.2f}" in out
+    assert f"draft yield (accepted ÷ drafted) = {s.draft_yield:.2f}" in out

@@ -90,7 +90,7 @@ def test_panel_shows_context_verdicts_and_running_metrics(linear):
         so_far = summarize(linear.steps[: i + 1], 0.0, 0, 0)
         assert f"so far: {so_far.new_tokens} tokens in {i + 1} steps" in player.html
         assert f"α̂ = accepted ÷ checked = {so_far.accepted}/{so_far.checked}" in player.html
-        assert f"acceptance rate (accepted ÷ drafted) = {so_far.accepted}/{so_far.drafted}" in player.html
+        assert f"draft yield (accepted ÷ drafted) = {so_far.accepted}/{so_far.drafted}" in player.html
         context = decode(linear.prompt_ids + [t for s in linear.steps[:i] for t in s.emitted])
         assert f'context: <span class="sdl-tok sdl-prompt">{context}</span>' in player.html
 
@@ -224,17 +224,17 @@ def test_alpha_is_accepted_over_checked_as_in_stats(linear):
     """α̂ in the player is Stats.alpha (accepted ÷ checked, Spec-Bench's α), not accepted ÷ drafted.
 
     The run has drafts left unchecked after a rejection, so the two differ; accepted ÷ drafted is
-    shown only under its own name, "acceptance rate".
+    shown only under its own name, "draft yield".
     """
     assert linear.stats.checked < linear.stats.drafted
-    assert round(linear.stats.alpha, 2) != round(linear.stats.acceptance_rate, 2)
+    assert round(linear.stats.alpha, 2) != round(linear.stats.draft_yield, 2)
     player = StepPlayer(linear, decode)
     player.show(len(linear.steps) - 1)
     accepted, checked, shown = ALPHA.search(player.html).groups()
     assert (int(accepted), int(checked)) == (linear.stats.accepted, linear.stats.checked)
     assert float(shown) == round(linear.stats.alpha, 2)
-    rate = f"acceptance rate (accepted ÷ drafted) = {linear.stats.accepted}/{linear.stats.drafted} = "
-    assert rate + f"{linear.stats.acceptance_rate:.2f}" in player.html
+    rate = f"draft yield (accepted ÷ drafted) = {linear.stats.accepted}/{linear.stats.drafted} = "
+    assert rate + f"{linear.stats.draft_yield:.2f}" in player.html
     assert f"α̂ = {linear.stats.accepted}/{linear.stats.drafted}" not in player.html
     for i, step in enumerate(linear.steps):  # every step: the running α̂ is the running Stats.alpha
         player.show(i)

@@ -45,7 +45,7 @@ def test_first_run_shows_tokens_metrics_and_one_point(zoo):
     pg = playground(zoo)
     assert pg.renders == 1 and pg.error is None and len(pg.runs) == 1
     assert pg.html.count('class="sdl-tok sdl-') > 16  # the prompt plus every drafted and emitted token
-    for label in ("α (accepted ÷ checked drafts)", "acceptance rate (accepted ÷ drafted)", "tokens per step τ", "ms/token", "measured speedup", "predicted speedup"):
+    for label in ("α (accepted ÷ checked)", "draft yield (accepted ÷ drafted)", "tokens per step τ", "ms/token", "measured speedup", "predicted speedup"):
         assert label in pg.html
     assert pg.output.value == pg.html
     (points,) = markers(pg.figure)
@@ -202,17 +202,17 @@ def test_metric_definitions_on_a_made_up_run():
 
 
 def test_alpha_is_accepted_over_checked_and_the_acceptance_rate_is_named_apart():
-    """One α everywhere (Stats.alpha, accepted ÷ checked); accepted ÷ drafted only as "acceptance rate (accepted ÷ drafted)"."""
+    """One α everywhere (Stats.alpha, accepted ÷ checked); accepted ÷ drafted only as "draft yield (accepted ÷ drafted)"."""
     steps = [_step(0.004, 0.012, 4, 4, 5), _step(0.004, 0.012, 4, 1, 2)]  # 6 checked, 5 accepted, 8 drafted
     run = GenerationOutput([1], [1] * 7, steps, summarize(steps, 0.032, 3, 8), {})
     base_steps = [_step(0.0, 0.010, 0, 0, 1) for _ in range(10)]
     baseline = GenerationOutput([1], [1] * 10, base_steps, summarize(base_steps, 0.100, 10, 0), {})
     table = metrics_html(summarize_run(Settings("x", "d", "v", 4, 0.0, 1.0, 7), run, baseline))
     cells = dict(re.findall(r"<tr><th>(.*?)</th><td>(.*?)</td></tr>", table))
-    assert cells["α (accepted ÷ checked drafts)"] == "0.83"  # 5 / 6
-    assert cells["acceptance rate (accepted ÷ drafted)"] == "0.62"  # 5 / 8
-    named = [k for k in cells if k.startswith(("α", "acceptance")) or "accepted" in k]
-    assert named == ["α (accepted ÷ checked drafts)", "acceptance rate (accepted ÷ drafted)"]
+    assert cells["α (accepted ÷ checked)"] == "0.83"  # 5 / 6
+    assert cells["draft yield (accepted ÷ drafted)"] == "0.62"  # 5 / 8
+    named = [k for k in cells if k.startswith(("α", "acceptance", "draft yield")) or "accepted" in k]
+    assert named == ["α (accepted ÷ checked)", "draft yield (accepted ÷ drafted)"]
 
 
 def test_the_slider_range_is_a_ui_choice_inside_the_engines_gamma_limit(zoo):

@@ -125,7 +125,7 @@ def test_loader_errors(tmp_path):
 def test_demo_prints_every_step(capsys):
     assert cli_main(["demo", "--max-new-tokens", "10", "--gamma", "3", "--color", "never"]) == 0
     out = capsys.readouterr().out
-    assert "step   0" in out and "acceptance rate" in out and "✓ accepted draft" in out
+    assert "step   0" in out and "draft yield (accepted ÷ drafted)" in out and "✓ accepted draft" in out
     assert "\x1b[" not in out
     assert cli_main(["demo", "--max-new-tokens", "6", "--color", "always"]) == 0
     assert "\x1b[32m" in capsys.readouterr().out

@@ -2,10 +2,26 @@
 
 Visualisations and notebooks read only this record; the decoding loop never
 prints. A step of the autoregressive baseline is a step with an empty draft.
+
+One name and one definition per quantity, in every view (text, HTML, player) and in notebooks/GLOSSARY.md:
+
+    α            accepted ÷ checked drafts (checked: the accepted ones and each step's first rejection); the
+                 per-token acceptance probability of Leviathan's formulas, bench/metrics.py's α
+    draft yield  accepted ÷ drafted (drafts left unchecked after a rejection count as not kept; vLLM's
+                 "draft acceptance rate"), so draft yield <= α
+    τ            new tokens ÷ steps, the target's own token included; the prefill is not a step
+    target forwards = prefill + steps: each step is ONE target forward (a side branch, lookahead's, rides inside
+                 it); the speculative loop's prefill reads the prompt but its last token and draws nothing (1
+                 forward; 0 for a one-token prompt); the autoregressive baseline has no separate prefill (its
+                 first step reads the whole prompt and draws the first token)
+    c            the cost of one drafted token in target forwards (bench/costmodel.py's c), timed here as
+                 drafting seconds per drafted token ÷ seconds per verification forward; a drafter with no model
+                 of its own (a lookup, heads on the target's hidden states) makes 0 drafter forwards but still costs c
 """
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 
@@ -14,6 +30,14 @@ import torch
 from .sampling import one_hot
 
 BONUS, CORRECTED, PLAIN = "bonus", "corrected", "plain"  # where the target's own token came from
+ALPHA = "α (accepted ÷ checked)"  # the one label of each quantity, in every view
+DRAFT_YIELD = "draft yield (accepted ÷ drafted)"
+TAU = "τ (new tokens ÷ steps)"
+
+
+def two_decimals(x: float) -> str:
+    """A figure as the views print it: two decimals, or n/a for nan (nothing drafted or checked)."""
+    return "n/a" if math.isnan(x) else f"{x:.2f}"
 
 
 @dataclass
@@ -50,12 +74,12 @@ class Stats:
     steps: int
     drafted: int  # drafted tokens that reached the verifier
     accepted: int  # of which accepted
-    acceptance_rate: float  # accepted / drafted (nan when nothing was drafted); vLLM's "draft acceptance rate"
+    draft_yield: float  # accepted / drafted (nan when nothing was drafted); vLLM's "draft acceptance rate"
     checked: int  # drafts the verifier decided on: the accepted ones and each step's first rejection
     alpha: float  # accepted / checked: the per-token acceptance probability α of Leviathan's formulas (nan if none)
-    mean_tokens_per_step: float  # τ: emitted tokens per step, the target's own token included
-    target_forwards: int  # target model calls, the prompt's prefill included
-    drafter_forwards: int  # drafter model calls (0 for model-free drafters)
+    mean_tokens_per_step: float  # τ: emitted tokens per step, the target's own token included (the prefill is no step)
+    target_forwards: int  # target model calls: the prompt's prefill (prefill_forwards) + one per step
+    drafter_forwards: int  # calls of the drafter's own model (0 without one: lookups, heads on the target; see c)
     wall_time_s: float
     draft_time_s: float
     verify_time_s: float
@@ -63,6 +87,60 @@ class Stats:
     # passed as reference=...); None when they agree over their common length or no reference was given
     diverged_at: int | None = None
     reference_given: bool = False  # whether diverged_at was measured at all
+
+    @property
+    def acceptance_rate(self) -> float:
+        """The old name of :attr:`draft_yield` (accepted ÷ drafted), kept while notebooks move to it.
+
+        Not α (:attr:`alpha`, accepted ÷ checked), which papers also call the acceptance rate."""
+        return self.draft_yield
+
+    @property
+    def prefill_forwards(self) -> int:
+        """Target forwards that drew no token: the prompt's prefill. Each step is exactly one target forward (the
+        loop's Step 2), so every other forward is prefill: 1 in a speculative run, 0 in the autoregressive
+        baseline (its first step reads the prompt) and for a one-token prompt."""
+        return self.target_forwards - self.steps
+
+    @property
+    def draft_cost(self) -> float:
+        """c measured in this run: drafting seconds per drafted token ÷ seconds per verification forward (one target
+        forward over γ' + 1 tokens, so a little low where v > 1; the benchmark's c divides by the autoregressive
+        baseline's one-token forward instead). A timing: noisy on a busy machine. nan when nothing was drafted."""
+        if not self.drafted or self.verify_time_s <= 0:
+            return float("nan")
+        return (self.draft_time_s / self.drafted) / (self.verify_time_s / self.steps)
+
+    def forwards_text(self) -> str:
+        """'12 target forwards = 1 prefill + 11 steps' (the baseline: '40 target forwards = 40 steps, ...')."""
+        if self.prefill_forwards == 0:
+            return (f"{self.target_forwards} target forwards = {self.steps} steps "
+                    "(no separate prefill: the first step reads the prompt)")
+        return f"{self.target_forwards} target forwards = {self.prefill_forwards} prefill + {self.steps} steps"
+
+    def drafting_text(self) -> str:
+        """What drafting did and cost, in the cost model's unit: c target forwards per drafted token.
+
+        'drafting: 40 tokens at c = 0.12 target forwards each (timed); 44 drafter forwards', or for a drafter
+        without a model of its own '...; 0 drafter forwards (no drafter model: a lookup, or heads on the target's
+        hidden states)': its work shows in c, not in a forward count."""
+        if not self.drafted:
+            return "nothing drafted"
+        cost = f"drafting: {self.drafted} tokens at c = {two_decimals(self.draft_cost)} target forwards each (timed)"
+        if self.drafter_forwards:
+            return f"{cost}; {self.drafter_forwards} drafter forwards"
+        return f"{cost}; 0 drafter forwards (no drafter model: a lookup, or heads on the target's hidden states)"
+
+    def summary_parts(self) -> list[str]:
+        """The run's figures under their one name each (see the module docstring); every view joins these."""
+        return [f"{self.new_tokens} new tokens in {self.steps} steps", f"{ALPHA} = {two_decimals(self.alpha)}",
+                f"{DRAFT_YIELD} = {two_decimals(self.draft_yield)}",
+                f"{TAU} = {two_decimals(self.mean_tokens_per_step)}", self.forwards_text(), self.drafting_text(),
+                f"{self.ms_per_token:.1f} ms/token"]
+
+    def summary(self, sep: str = " · ") -> str:
+        """One line: tokens and steps, α, draft yield, τ, forwards = prefill + steps, drafting and c, ms/token."""
+        return sep.join(self.summary_parts())
 
     @property
     def ms_per_token(self) -> float:
@@ -164,7 +242,7 @@ def summarize(steps: list[StepRecord], wall_time_s: float, target_forwards: int,
         steps=len(steps),
         drafted=drafted,
         accepted=accepted,
-        acceptance_rate=accepted / drafted if drafted else float("nan"),
+        draft_yield=accepted / drafted if drafted else float("nan"),
         checked=checked,
         alpha=accepted / checked if checked else float("nan"),
         mean_tokens_per_step=new_tokens / len(steps) if steps else float("nan"),

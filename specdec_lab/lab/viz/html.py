@@ -97,13 +97,8 @@ def legend_html(kinds=tuple(LABELS)) -> str:
 
 
 def stats_html(out: GenerationOutput) -> str:
-    s = out.stats
-    alpha = "n/a" if math.isnan(s.alpha) else f"{s.alpha:.2f}"
-    rate = "n/a" if math.isnan(s.acceptance_rate) else f"{s.acceptance_rate:.2f}"
-    return (f'<div class="sdl-stats">{s.new_tokens} new tokens in {s.steps} steps · α (accepted ÷ checked) = {alpha} · '
-            f"acceptance rate (accepted ÷ drafted) = {rate} · "
-            f"{s.mean_tokens_per_step:.2f} tokens per step · {s.target_forwards} target forwards · "
-            f"{s.ms_per_token:.1f} ms/token</div>")
+    """The run's figures under their one name each (``Stats.summary``, the same as the text view's)."""
+    return f'<div class="sdl-stats">{html.escape(out.stats.summary())}</div>'
 
 
 def token_view_html(out: GenerationOutput, decode, stats: bool = True) -> str:

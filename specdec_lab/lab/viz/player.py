@@ -10,11 +10,11 @@ and on a greedy run (temperature 0, or a greedy verifier: no uniform is drawn, o
 
     keep x_i  iff  x_i = argmax p;   stop at the first rejection
 
-(the lossy verifiers show their own rule). Then the running metrics: tokens, steps,
-α̂ = accepted ÷ checked (``Stats.alpha``, the α of Leviathan's formulas and Spec-Bench,
-as everywhere else in specdec_lab: drafts left unchecked after a rejection do not count),
-the acceptance rate accepted ÷ drafted (``Stats.acceptance_rate``, which does count them),
-and the mean tokens per step τ̂. At the first rejected position it shows the four
+(the lossy verifiers show their own rule). Then the running metrics, under the names every view
+uses (core/trace.py): tokens, steps, α̂ = accepted ÷ checked (``Stats.alpha``, the α of Leviathan's
+formulas and Spec-Bench: drafts left unchecked after a rejection do not count), the draft yield
+accepted ÷ drafted (``Stats.draft_yield``, which does count them), τ̂ = new tokens ÷ steps, and the
+target forwards so far = the prefill + one per step. At the first rejected position it shows the four
 distributions that explain the correction, over the most likely tokens there
 (``StepRecord.top_at_stop``):
 
@@ -32,6 +32,7 @@ as static HTML for nbviewer, GitHub and ``save_html``.
 
 from __future__ import annotations
 
+import html
 import math
 
 import ipywidgets as widgets
@@ -39,7 +40,7 @@ import plotly.graph_objects as go
 import torch
 
 from ...core.theory import residual
-from ...core.trace import BONUS, CORRECTED, GenerationOutput, StepRecord, summarize
+from ...core.trace import BONUS, CORRECTED, DRAFT_YIELD, GenerationOutput, StepRecord, two_decimals, summarize
 from .charts import draw, make_chart
 from .html import COLORS, STYLE, _token, legend_html, step_html, visible_html, visible_label
 from .keyboard import scoped_vbox
@@ -189,13 +190,13 @@ def _stop_table(step: StepRecord, decode) -> str:
 
 
 def _metrics(out: GenerationOutput, i: int) -> str:
-    s = summarize(out.steps[: i + 1], 0.0, 0, 0)
-    alpha = "n/a" if math.isnan(s.alpha) else f"{s.alpha:.2f}"
-    rate = "n/a" if math.isnan(s.acceptance_rate) else f"{s.acceptance_rate:.2f}"
+    """The running figures after step i, under the names every view uses (``core/trace.py``): α̂, the draft
+    yield, τ̂, and the target forwards so far, split into the run's prefill and one per step."""
+    s = summarize(out.steps[: i + 1], 0.0, out.stats.prefill_forwards + i + 1, 0)
     return (f'<div class="sdl-stats">so far: {s.new_tokens} tokens in {s.steps} steps · '
-            f"α̂ = accepted ÷ checked = {s.accepted}/{s.checked} = {alpha} · "
-            f"acceptance rate (accepted ÷ drafted) = {s.accepted}/{s.drafted} = {rate} · "
-            f"mean tokens per step τ̂ = {s.mean_tokens_per_step:.2f}</div>")
+            f"α̂ = accepted ÷ checked = {s.accepted}/{s.checked} = {two_decimals(s.alpha)} · "
+            f"{DRAFT_YIELD} = {s.accepted}/{s.drafted} = {two_decimals(s.draft_yield)} · "
+            f"τ̂ = new tokens ÷ steps = {s.mean_tokens_per_step:.2f} · {html.escape(s.forwards_text())}</div>")
 
 
 def _context(out: GenerationOutput, i: int, decode) -> str:

@@ -48,8 +48,8 @@ def metrics_html(point: PlaygroundRun) -> str:
     """One run's metrics as a table, captioned with its settings."""
     s = point.settings
     rows = [
-        ("α (accepted ÷ checked drafts)", fmt(point.alpha)),
-        ("acceptance rate (accepted ÷ drafted)", fmt(point.acceptance_rate)),
+        ("α (accepted ÷ checked)", fmt(point.alpha)),
+        ("draft yield (accepted ÷ drafted)", fmt(point.acceptance_rate)),
         ("tokens per step τ (formula at α: " + (fmt(expected_tokens_per_step(point.alpha, s.gamma))
                                               if not math.isnan(point.alpha) else "n/a") + ")", fmt(point.tau)),
         ("speculative ms/token", fmt(point.ms_per_token, 1)),

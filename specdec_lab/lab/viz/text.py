@@ -114,12 +114,9 @@ def legend(color: bool = False) -> str:
 
 
 def render_stats(out: GenerationOutput) -> str:
-    """One line of metrics: α = accepted ÷ checked (Stats.alpha), and the acceptance rate = accepted ÷ drafted."""
-    s = out.stats
-    fmt = lambda x: "n/a" if math.isnan(x) else f"{x:.2f}"  # noqa: E731
-    return (f"{s.new_tokens} tokens in {s.steps} steps: α {fmt(s.alpha)} (accepted ÷ checked), acceptance rate "
-            f"{fmt(s.acceptance_rate)} (accepted ÷ drafted), {s.mean_tokens_per_step:.2f} tokens/step, "
-            f"{s.target_forwards} target forwards, {s.ms_per_token:.1f} ms/token")
+    """One line of metrics, each under its one name (``Stats.summary``): α = accepted ÷ checked, the draft yield =
+    accepted ÷ drafted, τ = new tokens ÷ steps, target forwards = prefill + steps, drafting and its cost c."""
+    return out.stats.summary(sep=", ")
 
 
 def render_trace(out: GenerationOutput, decode, color: bool = False) -> str:

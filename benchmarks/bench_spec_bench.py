@@ -54,7 +54,7 @@ TRAINING_FREE = [("prompt-lookup", "greedy"), ("lookup+retrieval", "greedy"), ("
                  ("recycling", "tree-greedy"), ("suffix", "greedy"), ("suffix", "tree-greedy"),
                  ("suffix+recycling", "greedy"), ("suffix+recycling", "tree-greedy")]  # issue 37, side by side
 SAMPLED = {"greedy": "speculative", "tree-greedy": "tree-speculative"}  # T > 0: the same drafts, the sampling rules
-CALIBRATION_TREE = (8, 4, 2, 2, 1, 1, 1, 1)  # wide enough that acceptance by depth and rank is measured past any pick
+CALIBRATION_TREE = (8, 3, 2, 1, 1, 1, 1, 1)  # cut to depth γ: ranks measured past any pick (γ = 4: 128 nodes)
 
 
 def spec_bench_questions(path: Path, per_task: int) -> list[Question]:
@@ -176,17 +176,17 @@ def size_recycling(target, prompts: list[list[int]], gamma: int, new_tokens: int
     from specdec_lab.verifiers.tree_shape import acceptance_by_rank, best_for_hardware, rates, relative_cost, tree_nodes
     from specdec_lab import generate_speculative
 
-    drafter = RecyclingDrafter(target, tree=CALIBRATION_TREE)
+    shape = CALIBRATION_TREE[:gamma]
+    drafter = RecyclingDrafter(target, tree=shape)
     drafter.forget()
-    wide = TreeGreedy(branching=CALIBRATION_TREE)
-    runs = [generate_speculative(target, drafter, ids, gamma=len(CALIBRATION_TREE), max_new_tokens=new_tokens,
-                                 verifier=wide) for ids in prompts]
+    runs = [generate_speculative(target, drafter, ids, gamma=gamma, max_new_tokens=new_tokens,
+                                 verifier=TreeGreedy(branching=shape)) for ids in prompts]
     drafter.forget()  # the measured run starts cold, like every other method's state
     a = rates(acceptance_by_rank(runs))
     t_ratio = verify_cost(target)
     steps = [s for run in runs for s in run.steps if s.tree and s.tree["tokens"]]
     t1 = sorted(s.verify_time_s / relative_cost(t_ratio, len(s.tree["tokens"]) + 1) for s in steps)[len(steps) // 2]
-    c = sum(s.draft_time_s for s in steps) / (len(steps) * len(CALIBRATION_TREE) * t1)
+    c = sum(s.draft_time_s for s in steps) / (len(steps) * len(shape) * t1)
     tree, tree_tau, tree_speed = best_for_hardware(a, t_ratio, c, max_depth=gamma)
     chain, chain_tau, chain_speed = best_for_hardware(a, t_ratio, c, max_depth=gamma, chain=True)
     return {"tree": list(tree), "nodes": tree_nodes(tree), "tree_tau": round(tree_tau, 3),

@@ -138,7 +138,8 @@ def _lookup_then_retrieval(target, tokenizer=None, **options):
 
 
 SUFFIX_MIN_MATCH = 4  # suffix+recycling: the suffix drafter's chain from a match of >= this many tokens, else TR's tree
-"""Meant to be measured, not copied (SAM-Decoding uses 5): the τ of each threshold on a few Spec-Bench questions."""
+"""NOT YET MEASURED (a placeholder; SAM-Decoding uses 5): to be set to the threshold of best τ among 1..8 on a few
+Spec-Bench questions (counts, not time), e.g. ``build_drafter("suffix+recycling", target, tokenizer, min_match=m)``."""
 
 
 def _suffix(target, tokenizer=None, texts=None, datastore_ids=None, **options):

@@ -34,7 +34,8 @@ RACE_STYLE = """
 .sdl-race-lanes{display:flex;gap:10px;align-items:flex-start}
 .sdl-race-lane{flex:1 1 0;min-width:0;border:1px solid #ddd;border-radius:4px;padding:4px 8px}
 .sdl-race-title{font-weight:bold;margin-bottom:2px}
-.sdl-race-meter{color:#333;min-height:1.6em}
+.sdl-race-meter{color:#333;height:1.6em;position:relative}
+.sdl-race-meter > span{position:absolute;left:0;top:0;white-space:nowrap}
 .sdl-race .sdl-view{line-height:1.9}
 .sdl-race-replay{cursor:pointer;border:1px solid #999;border-radius:3px;padding:0 6px;margin-left:8px;font-size:12px}
 .sdl-race-toggle{position:absolute;opacity:0;width:1px;height:1px}

@@ -1,7 +1,7 @@
 """The workbook in a real browser: JupyterLab runs notebooks 0, 2 and 7 in headless Chromium.
 
 Each test opens a notebook, runs all cells from the Run menu, and reads the page's DOM: outputs, the coloured token
-spans, the playground's metrics and its plotly chart. The playground is then driven with the keyboard only (the γ
+spans, the race's two lanes as they replay, the playground's metrics and its plotly chart. The playground is then driven with the keyboard only (the γ
 slider's handle, the drafter's ``<select>``, the prompt box and the run button), the way a student without a mouse,
 or with a screen reader, would use it. The tests skip, saying why, where Chromium or Playwright is missing;
 `make test` installs both where it can (Playwright from the test extras, Chromium by ``tools/install_chromium.sh``).
@@ -145,6 +145,46 @@ def test_start_here_runs_in_jupyterlab(lab, page):
     assert "not done yet: write" in text  # the exercise ships blank and its check cell ran
 
 
+RACE_STATE = """race => {
+    const shown = e => getComputedStyle(e).visibility === 'visible';
+    const lanes = [...race.querySelectorAll('.sdl-race-lane')].map(lane => ({
+        name: lane.dataset.lane,
+        steps: [...lane.querySelectorAll('.sdl-race-tokens > .sdl-at')].filter(shown).length,
+        total: lane.querySelectorAll('.sdl-race-tokens > .sdl-at').length,
+        meter: [...lane.querySelectorAll('.sdl-race-meter > span')].filter(shown).map(e => e.textContent).join('|'),
+    }));
+    return {lanes, speedup: shown(race.querySelector('.sdl-race-speedup')),
+            ratio: race.querySelector('.sdl-race-ratio').textContent};
+}"""
+
+
+def test_race_streams_in_jupyterlab(lab, page):
+    """Notebook 0 opens with the race: after ▶ replay, both lanes grow step by step, each meter's reading changes, and
+    the speedup appears only once both lanes are complete."""
+    open_and_run_all(lab, page, "00_start_here.ipynb")
+    assert_clean(page)
+    race = page.locator(".sdl-race").first
+    expect(race.locator(".sdl-race-speedup")).to_be_visible(timeout=UPDATE_TIMEOUT_MS)  # the first showing ended
+    race.locator("label.sdl-race-replay").click()
+    samples = [race.evaluate(RACE_STATE)]
+    while not samples[-1]["speedup"] and len(samples) < 2000:  # the replay lasts as long as the slower run did
+        page.wait_for_timeout(40)
+        samples.append(race.evaluate(RACE_STATE))
+    page.screenshot(path=ARTIFACTS / "race.end.png", full_page=True)
+    final = samples[-1]
+    assert final["speedup"] and re.fullmatch(r"\d+\.\d\d×", final["ratio"]), final
+    assert all(lane["steps"] == lane["total"] > 0 for lane in final["lanes"]), final
+    for i, name in enumerate(("autoregressive", "speculative")):
+        steps = [s["lanes"][i]["steps"] for s in samples]
+        assert all(s["lanes"][i]["name"] == name for s in samples)
+        assert steps == sorted(steps), f"the {name} lane shrank: {steps}"
+        assert steps[0] < final["lanes"][i]["total"], f"the {name} lane did not restart"
+        assert any(0 < n < final["lanes"][i]["total"] for n in steps), f"the {name} lane never showed part: {steps}"
+        assert len({s["lanes"][i]["meter"] for s in samples}) > 2, f"the {name} meter did not move"
+    assert not any(s["speedup"] for s in samples[:-1] if any(l["steps"] < l["total"] for l in s["lanes"]))
+    assert_clean(page)
+
+
 def test_step_player_keyboard_in_jupyterlab(lab, page):
     """Notebook 2's step player driven by keys: ArrowUp and End on its slider, Enter on its previous button.
 
@@ -220,10 +260,11 @@ def test_playground_keyboard_in_jupyterlab(lab, page):
     open_and_run_all(lab, page, "07_latency_playground.ipynb")
     assert_clean(page)
     view = PlaygroundView(page)
-    # The notebook's own sweep ends on prompt-lookup at γ = 8 and prints how many runs the kernel holds: one point each.
+    # The notebook's own sweep (γ, then the trained drafters) ends on prompt-lookup at γ = 8 and prints how many runs
+    # the kernel holds: one point each.
     view.wait_for("prompt-lookup + speculative, γ = 8")
     runs = int(re.search(r"(\d+) runs; latest: prompt-lookup", page.locator(".jp-Notebook").inner_text()).group(1))
-    assert runs >= 6
+    assert runs >= 10
     expect(view.points).to_have_count(runs, timeout=UPDATE_TIMEOUT_MS)
     kinds0, metrics0, _, _ = view.snapshot()
     assert kinds0["sdl-accepted"] > 0, kinds0
@@ -235,9 +276,11 @@ def test_playground_keyboard_in_jupyterlab(lab, page):
     assert kinds1 != kinds0, "the token view did not change with γ"
     assert len(metrics1) == len(metrics0) and metrics1 != metrics0
 
-    # Drafter: focus the <select> and press ArrowDown (prompt-lookup -> lookahead).
-    kinds2, metrics2, points2, caption2 = view.press(view.drafter, "ArrowDown", "lookahead + speculative, γ = 1,", "drafter")
-    assert view.drafter.input_value() == "lookahead"
+    # Drafter: focus the <select> and press ArrowDown (prompt-lookup -> the registry's next drafter).
+    options = view.drafter.locator("option").evaluate_all("options => options.map(o => o.textContent)")
+    after = options[options.index("prompt-lookup") + 1]
+    kinds2, metrics2, points2, caption2 = view.press(view.drafter, "ArrowDown", f"{after} + speculative, γ = 1,", "drafter")
+    assert view.drafter.input_value() == after
     assert kinds2 != kinds1, "the token view did not change with the drafter"
     assert metrics2 != metrics1
     assert float(metrics2["measured speedup"].rstrip("×")) > 0

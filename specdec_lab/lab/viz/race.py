@@ -15,6 +15,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from ...bench.honest import caveat
 from ...core.trace import GenerationOutput
 from ...decode import generate_autoregressive, generate_speculative
 from ...models.smollm2 import prompt_ids as encode_prompt
@@ -38,15 +39,15 @@ class Race:
     """Autoregressive against speculative decoding on one prompt, measured on this machine, shown as a replay.
 
     ``.autoregressive`` and ``.speculative`` are the two runs (:class:`GenerationOutput`), ``.lanes`` their
-    :class:`Lane` values, ``.speedup`` the ratio of their tokens/s. ``note`` is shown beside the speedup (say there
-    that the machine was busy, if it was).
+    :class:`Lane` values, ``.speedup`` the ratio of their tokens/s. ``note`` is shown just before the speedup; by
+    default it is :func:`specdec_lab.bench.honest.caveat`'s warning when the machine was busy during the race ("" else).
     """
 
     def __init__(self, target, tokenizer, prompt: str, drafter="prompt-lookup", verifier="speculative", gamma: int = 4,
-                 max_new_tokens: int = 48, temperature: float = 0.0, seed: int = 0, note: str = ""):
+                 max_new_tokens: int = 48, temperature: float = 0.0, seed: int = 0, note: str | None = None):
         if isinstance(drafter, str) and drafter not in DRAFTERS:
             raise ValueError(f"unknown drafter {drafter!r}; the registry's drafters: {', '.join(DRAFTERS)}")
-        self.prompt, self.tokenizer, self.note = prompt, tokenizer, note
+        self.prompt, self.tokenizer = prompt, tokenizer
         self.prompt_ids = encode_prompt(tokenizer, prompt)
         built = build_drafter(drafter, target, tokenizer) if isinstance(drafter, str) else drafter
         sampling = dict(max_new_tokens=max_new_tokens, temperature=temperature, seed=seed)
@@ -55,6 +56,7 @@ class Race:
                                           verifier=verifier, **sampling)
         self.autoregressive, ar_at = timed(generate_autoregressive, target, self.prompt_ids, **sampling)
         s = self.speculative.settings
+        self.note = (caveat() or "") if note is None else note  # the load average just after both runs
         self.lanes = (Lane("autoregressive: one target forward per token", self.autoregressive.steps, ar_at),
                       Lane(f"speculative: {s['drafter']} + {s['verifier']}, γ = {gamma}", self.speculative.steps, spec_at))
 

@@ -105,16 +105,15 @@ def lane_html(lane: Lane, decode, kind: str) -> str:
 def race_html(autoregressive: Lane, speculative: Lane, decode, prompt: str = "", note: str = "") -> str:
     """Both lanes side by side, the speedup once both are done, and a replay switch: one self-contained fragment.
 
-    ``prompt`` is shown above the lanes; ``note`` (e.g. "measured on a busy machine") below the speedup.
+    ``prompt`` is shown above the lanes; ``note`` (e.g. "measured on a busy machine") just before the speedup.
     """
     uid = f"sdl-race-{next(_UIDS)}"
     finish = max(autoregressive.seconds, speculative.seconds)
     ratio = speedup(autoregressive, speculative)
     same = autoregressive.tokens == speculative.tokens
-    result = (f'<div class="sdl-at sdl-race-speedup" {_at(finish)}>speculative decoding: <b class="sdl-race-ratio">'
-              f'{ratio:.2f}×</b> the tokens per second of autoregressive decoding'
-              f'{" (the same " + str(speculative.tokens) + " tokens)" if same else ""}'
-              f'{" · " + html.escape(note) if note else ""}</div>')
+    result = (f'<div class="sdl-at sdl-race-speedup" {_at(finish)}>{html.escape(note) + " " if note else ""}'
+              f'speculative decoding: <b class="sdl-race-ratio">{ratio:.2f}×</b> the tokens per second of '
+              f'autoregressive decoding{" (the same " + str(speculative.tokens) + " tokens)" if same else ""}</div>')
     prompt_line = f'<div class="sdl-race-prompt">prompt: {html.escape(prompt)}</div>' if prompt else ""
     return (STYLE + RACE_STYLE + f'<div class="sdl-race" id="{uid}" data-speedup="{ratio:.4f}">'
             f'<input type="checkbox" class="sdl-race-toggle" id="{uid}-replay">'

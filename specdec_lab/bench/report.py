@@ -14,8 +14,9 @@ from .markdown import markdown_text
 from .metrics import AR
 
 COLUMNS = [("task", "task"), ("method", "method"), ("speedup", "speedup ×"), ("tokens_per_s", "tokens/s"),
-           ("tau", "τ"), ("alpha", "α"), ("forwards_per_token", "target forwards/token"), ("predicted", "predicted ×"),
-           ("predicted_v", "predicted with v ×"), ("accounting", "τ/(γc+v) ×"), ("peak_mib", "peak MiB")]
+           ("tau", "τ"), ("alpha", "α"), ("forwards_per_token", "target forwards/token (prefill included)"),
+           ("predicted", "predicted ×"), ("predicted_v", "predicted with v ×"), ("accounting", "τ/(γc+v) ×"),
+           ("peak_mib", "peak MiB")]
 
 
 def _fmt(value) -> str:
@@ -45,8 +46,11 @@ def _rows(result: dict, task: str | None = None) -> list[dict]:
 
 def to_markdown(result: dict) -> str:
     lines = ["# Benchmark report", "", markdown_text(header_text(result)), "",
-             "speedup = mean tokens/s over prompts ÷ the autoregressive baseline's (Spec-Bench); τ = tokens per step; "
-             "α = accepted ÷ checked drafts; predicted = (1 − α^(γ+1)) / ((1 − α)(γc + 1)) from measured α and c; "
+             "speedup = mean tokens/s over prompts ÷ the autoregressive baseline's (Spec-Bench); "
+             "τ = new tokens ÷ steps (the prefill is not a step); α = accepted ÷ checked drafts (not the draft yield, "
+             "accepted ÷ drafted); target forwards: one per step, plus each prompt's prefill in a speculative run; "
+             "c = one drafted token's cost in target forwards; "
+             "predicted = (1 − α^(γ+1)) / ((1 − α)(γc + 1)) from measured α and c; "
              "with v: measured verification cost in place of 1; τ/(γc+v): what the measured phases allow.", ""]
     lines.append("| " + " | ".join(title for _, title in COLUMNS) + " |")
     lines.append("|" + "---|" * len(COLUMNS))

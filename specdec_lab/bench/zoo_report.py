@@ -2,10 +2,10 @@
 
     python -m specdec_lab.bench.zoo_report [--prompts 12] [--write]
 
-Per drafter: held-out loss (from training), acceptance rate α and mean tokens per
-step τ (bonus included) at γ = 4 for temperature 0 and 1, and the cost ratio c of
-one drafter forward to one target forward (median over repeats, warm caches, this
-machine). For the Medusa heads: each head's top-1 agreement with the target's own
+Per drafter: held-out loss (from training), α = accepted ÷ checked drafts, the draft yield =
+accepted ÷ drafted, and τ = new tokens ÷ steps (bonus included) at γ = 4 for temperature 0 and 1
+(the names of core/trace.py), and c, the cost of one drafted token in target forwards (median
+over repeats, warm caches, this machine). For the Medusa heads: each head's top-1 agreement with the target's own
 greedy continuation. ``--write`` also writes each folder's README.md (model card,
 with a 200-token sample of the target at temperature 0.8) and the table in
 specdec_lab/models/zoo/README.md between its markers, and measured.json.
@@ -50,8 +50,8 @@ def drafters(target) -> dict:
 
 
 def acceptance(target, drafter, prompt_ids: list[list[int]], gamma: int, temperature: float, max_new_tokens: int = 32) -> dict:
-    """α and τ pooled over prompts: alpha = accepted / drafted (the zoo table's), alpha_checked = accepted / checked
-    (the per-token probability of the formulas), tokens_per_step = new tokens / steps."""
+    """Counts pooled over prompts, under the names of core/trace.py: alpha = accepted / checked (α, the per-token
+    probability of the formulas), draft_yield = accepted / drafted, tokens_per_step = new tokens / steps (τ)."""
     accepted = drafted = checked = tokens = steps = 0
     draft_s = 0.0
     for i, ids in enumerate(prompt_ids):
@@ -59,7 +59,7 @@ def acceptance(target, drafter, prompt_ids: list[list[int]], gamma: int, tempera
         accepted, drafted, checked = accepted + out.stats.accepted, drafted + out.stats.drafted, checked + out.stats.checked
         tokens, steps = tokens + out.stats.new_tokens, steps + out.stats.steps
         draft_s += out.stats.draft_time_s
-    return {"alpha": accepted / drafted, "alpha_checked": accepted / checked, "tokens_per_step": tokens / steps,
+    return {"alpha": accepted / checked, "draft_yield": accepted / drafted, "tokens_per_step": tokens / steps,
             "draft_ms_per_token": 1000 * draft_s / drafted}
 
 
@@ -117,18 +117,20 @@ def measure(n_prompts: int = 12, gamma: int = 4) -> dict:
 def table(result: dict) -> str:
     g = result["gamma"]
     lines = [
-        f"| drafter | held-out loss (shakespeare / python, nats) | α, T=0 | τ, T=0 | α, T=1 | τ, T=1 | c |",
-        "|---|---|---|---|---|---|---|",
+        "| drafter | held-out loss (shakespeare / python, nats) | α, T=0 | draft yield, T=0 | τ, T=0 | α, T=1 | "
+        "draft yield, T=1 | τ, T=1 | c |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, r in result["drafters"].items():
         loss = r["heldout_loss"]
         loss_s = f"{loss['shakespeare']:.2f} / {loss['python']:.2f}" if loss else "(a view or head of the target)"
-        lines.append(f"| {name} | {loss_s} | {r['greedy']['alpha']:.2f} | {r['greedy']['tokens_per_step']:.2f} | "
-                     f"{r['t1']['alpha']:.2f} | {r['t1']['tokens_per_step']:.2f} | {r['c']:.2f} |")
+        cells = [f"{r[t][key]:.2f}" for t in ("greedy", "t1") for key in ("alpha", "draft_yield", "tokens_per_step")]
+        lines.append(f"| {name} | {loss_s} | " + " | ".join(cells) + f" | {r['c']:.2f} |")
     agree = ", ".join(f"head {k + 1}: {a:.2f}" for k, a in enumerate(result["medusa_agreement"]))
     lines.append("")
-    lines.append(f"γ = {g}, {result['prompts']} held-out prompts × 32 new tokens; one target forward = "
-                 f"{result['target_ms']:.1f} ms on this CPU. Medusa heads, top-1 agreement with the target's greedy "
+    lines.append(f"γ = {g}, {result['prompts']} held-out prompts × 32 new tokens; α = accepted ÷ checked, "
+                 "draft yield = accepted ÷ drafted, τ = new tokens ÷ steps; c = one drafted token's cost in target "
+                 f"forwards; one target forward = {result['target_ms']:.1f} ms on this CPU. Medusa heads, top-1 agreement with the target's greedy "
                  f"token k+1 positions ahead: {agree}.")
     return "\n".join(lines)
 

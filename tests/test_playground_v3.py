@@ -176,3 +176,37 @@ def test_a_failed_run_leaves_the_previous_result(zoo):
     before = pg.html
     pg.verifier.value = "tree-greedy"  # cannot branch: refused before any step
     assert "cannot branch" in pg.error and pg.output.value == before
+
+
+# -- layout (issue 36 item 7) ------------------------------------------------------------------------------------
+
+
+def test_newlines_render_in_the_line_and_the_view_is_compact(zoo):
+    pg = playground(zoo)
+    assert pg.html.count('<div class="sdl-compact">') == 1 and ".sdl-compact .sdl-view br{display:none}" in pg.html
+    assert "↵" in pg.html  # the prompt's newline is shown as a glyph in the line
+
+
+def test_runs_at_other_temperatures_get_their_own_series_apart_on_the_axis(zoo):
+    pg = playground(zoo, gamma=2)
+    pg.temperature.value = 0.7
+    pg.drafter.value = "distilled"
+    series = {t.name: list(t.x) for t in pg.figure.data if t.mode == "markers"}
+    assert list(series) == ["prompt-lookup", "prompt-lookup, T = 0.7", "distilled, T = 0.7"]
+    xs = [x for xs in series.values() for x in xs]
+    assert len(set(xs)) == 3 and all(abs(x - 2) <= 0.3 + 1e-9 for x in xs)  # the same γ, three places
+    texts = [t.text[0] for t in pg.figure.data if t.mode == "markers"]
+    assert all(text.startswith("γ=2,") for text in texts)
+
+
+def test_drafters_are_built_once_per_place_and_reused_with_the_same_outputs(zoo):
+    target = copy.deepcopy(zoo[0])
+    pg = Playground(target, zoo[1], prompt=PROMPT, max_new_tokens=16, background=False, drafter="eagle")
+    first = pg.last_output.token_ids
+    built = pg.drafter_for("eagle")
+    pg.gamma.value = 3
+    pg.gamma.value = 4
+    assert pg.drafter_for("eagle") is built and pg.last_output.token_ids == first  # a reused drafter: the same run
+    assert len(pg._drafters) == 1
+    target.to(torch.bfloat16)
+    assert pg.drafter_for("eagle") is not built  # another dtype: built again

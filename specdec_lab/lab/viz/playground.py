@@ -55,8 +55,8 @@ from .keyboard import scoped_vbox
 from .latest_worker import LatestWorker, Superseded
 from .playground_metrics import PlaygroundRun, summarize_run
 from .playground_settings import SLIDER_RANGES, Settings, check_arguments, check_choice, check_in_slider
-from .playground_view import (BUSY_HTML, PLAYGROUND_STYLE, SLIDER_MAX_GAMMA, error_html, metrics_html, runs_table_html,
-                              speedup_figure, tree_choice_html)
+from .playground_view import (BUSY_HTML, PLAYGROUND_STYLE, SLIDER_MAX_GAMMA, compact, error_html, metrics_html,
+                              runs_table_html, speedup_figure, tree_choice_html)
 from .tree_policy import TreeChoice, TreePolicy
 
 # The engine's limit is config.MAX_GAMMA; the slider's range stays inside it (a γ past the range widens the slider).
@@ -123,7 +123,7 @@ class _Stream:
         self.pieces.append(step_html(record, len(self.pieces) - 1, self.pg.tokenizer.decode))
         self.tokens += len(record.emitted)
         note = f'<div class="sdl-busy">verifying… {self.tokens} of {self.total} new tokens</div>'
-        self.pg.output.value = pieces_view_html(self.pieces, note)
+        self.pg.output.value = compact(pieces_view_html(self.pieces, note))
         if self.first_at is None:
             self.first_at = time.perf_counter()
         self.view_s += time.perf_counter() - start
@@ -157,6 +157,7 @@ class Playground:
         self.baselines = BaselineCache(lambda prompt_ids, **sampling: generate_autoregressive(target, prompt_ids, **sampling),
                                        where=lambda: model_place(target))
         self.tree_policy = TreePolicy()
+        self._drafters: dict[tuple, object] = {}  # (name, dtype, device) -> the drafter built for it, reused
         self.tree_choice: TreeChoice | None = None  # the shape the last tree run used (None: the default shape)
         # run looks self.measure up at call time, so a test can replace it
         self.worker = LatestWorker(run=lambda settings, stale: self.measure(settings, stale), on_result=self._show,
@@ -230,7 +231,7 @@ class Playground:
             raise ValueError("the prompt is empty: type some text for the models to continue")
         prompt_ids = encode_prompt(self.tokenizer, check_text(settings.prompt, "the prompt"))
         sampling = settings.sampling(self.seed)
-        drafter = build_drafter(settings.drafter, self.target, self.tokenizer, **self.drafter_options.get(settings.drafter, {}))
+        drafter = self.drafter_for(settings.drafter)
         is_tree = VERIFIERS[settings.verifier].tree
         self.tree_choice = self.tree_policy.choose(settings.tree_budget, max_depth=settings.gamma) if is_tree else None
         shape = {"branching": self.tree_choice.branching} if self.tree_choice else {}
@@ -249,6 +250,14 @@ class Playground:
         self._first_tokens_s = first_s
         return summarize_run(settings, run, baseline, view_s=stream.view_s), run
 
+    def drafter_for(self, name: str):
+        """The drafter ``name``, built once per target dtype and device and reused (each run resets its state, as
+        generate_speculative does for every drafter), so an update costs no drafter build."""
+        key = (name, *model_place(self.target))
+        if key not in self._drafters:
+            self._drafters[key] = build_drafter(name, self.target, self.tokenizer, **self.drafter_options.get(name, {}))
+        return self._drafters[key]
+
     # -- showing outcomes (the worker calls these for the latest request only) ----------------------------------
 
     def _show_busy(self, settings: Settings) -> None:
@@ -264,7 +273,7 @@ class Playground:
         self.runs.append(point)
         self.last_output, self.error = run, None
         tree = tree_choice_html(self.tree_choice, self.tree_policy.runs_recorded - 1, point.tau)
-        self.html = token_view_html(run, self.tokenizer.decode, stats=False) + PLAYGROUND_STYLE + metrics_html(point) + tree
+        self.html = compact(token_view_html(run, self.tokenizer.decode, stats=False)) + metrics_html(point) + tree
         self.figure = speedup_figure(self.runs, self.gamma.max)
         self.output.value = self.html
         draw(self.chart, self.figure)

@@ -29,9 +29,18 @@ PLAYGROUND_STYLE = """
 .sdl-metrics th{text-align:left;font-weight:normal;color:#333}
 .sdl-error{color:#D55E00;border-left:4px solid #D55E00;padding:2px 8px;margin:4px 0;white-space:pre-wrap}
 .sdl-busy{color:#555}
+.sdl-compact .sdl-view br{display:none}
+.sdl-compact .sdl-prompt{white-space:pre-wrap}
+.sdl-compact .sdl-view{line-height:1.9}
 </style>
 """
 BUSY_HTML = PLAYGROUND_STYLE + '<div class="sdl-busy">running…</div>'
+
+
+def compact(fragment: str) -> str:
+    """A token view with its newlines shown as ↵ in the line rather than as line breaks, and the prompt wrapped: a
+    chat answer full of blank lines stays a few lines tall."""
+    return PLAYGROUND_STYLE + f'<div class="sdl-compact">{fragment}</div>'
 
 
 def fmt(x: float | None, digits: int = 2) -> str:
@@ -86,8 +95,16 @@ def runs_table_html(runs: list[PlaygroundRun]) -> str:
     return PLAYGROUND_STYLE + f'<table class="sdl-metrics"><caption>all runs</caption>{head}{rows}</table>'
 
 
+def series_key(run: PlaygroundRun) -> str:
+    """The chart's series a run belongs to: its drafter, and its temperature where it is not 0."""
+    s = run.settings
+    return s.drafter if s.temperature == 0 else f"{s.drafter}, T = {s.temperature:g}"
+
+
 def speedup_figure(runs: list[PlaygroundRun], max_gamma: int = SLIDER_MAX_GAMMA) -> go.Figure:
-    """Measured speedups (points, by drafter) against the formula's curve over γ for the latest run's α and c."""
+    """Measured speedups (points, one series per drafter and temperature) against the formula's curve over γ for the
+    latest run's α and c. With several series, each is nudged sideways by a fixed offset (at most ±0.3 of a γ step)
+    so runs at the same γ stay apart; the hover text gives the exact γ."""
     fig = go.Figure()
     fig.add_hline(y=1.0, line_dash="dot", line_color="#999")
     if runs:
@@ -97,13 +114,16 @@ def speedup_figure(runs: list[PlaygroundRun], max_gamma: int = SLIDER_MAX_GAMMA)
             fig.add_scatter(x=gammas, y=[speedup(last.alpha, g, last.cost_ratio) for g in gammas], mode="lines",
                             name=f"formula (α = {last.alpha:.2f}, c = {last.cost_ratio:.2f})",
                             line=dict(color=COLORS["corrected"], dash="dash"))
-        for i, name in enumerate(dict.fromkeys(r.settings.drafter for r in runs)):
-            mine = [r for r in runs if r.settings.drafter == name]
+        names = list(dict.fromkeys(series_key(r) for r in runs))
+        for i, name in enumerate(names):
+            mine = [r for r in runs if series_key(r) == name]
+            offset = 0.0 if len(names) == 1 else 0.6 * (i / (len(names) - 1) - 0.5)
             fig.add_scatter(
-                x=[r.settings.gamma for r in mine], y=[r.measured_speedup for r in mine], mode="markers", name=name,
-                marker=dict(size=9, symbol=["circle", "square", "diamond", "triangle-up", "x", "star"][i % 6]),
-                text=[f"{r.settings.verifier}, T={r.settings.temperature:g}, α={fmt(r.alpha)}" for r in mine],
-                hovertemplate="γ=%{x}<br>speedup %{y:.2f}×<br>%{text}<extra>%{fullData.name}</extra>",
+                x=[r.settings.gamma + offset for r in mine], y=[r.measured_speedup for r in mine], mode="markers",
+                name=name, marker=dict(size=9, symbol=["circle", "square", "diamond", "triangle-up", "x", "star"][i % 6]),
+                text=[f"γ={r.settings.gamma}, {r.settings.verifier}, T={r.settings.temperature:g}, α={fmt(r.alpha)}"
+                      for r in mine],
+                hovertemplate="%{text}<br>speedup %{y:.2f}×<extra>%{fullData.name}</extra>",
             )
     fig.update_layout(title="speedup over autoregressive decoding", xaxis_title="draft length γ",
                       yaxis_title="speedup (×)", height=340, margin=dict(l=50, r=10, t=40, b=40),

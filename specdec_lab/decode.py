@@ -10,6 +10,7 @@ their outputs are equal token for token.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,7 +20,7 @@ import torch
 from .core import checks
 from .core.config import DecodeConfig
 from .drafters.adapt import DuckDrafter, as_drafter
-from .core.types import Draft, DraftTree
+from .core.types import Draft, DraftTree, Verdict
 from .drafters import checks as contract
 from .drafters.base import Drafter, WrappedDrafter
 from .drafters.cascade import FirstNonEmpty
@@ -102,6 +103,7 @@ def generate_speculative(
                                     seed=seed, eos_token_id=eos_token_id)
     drafter, verifier = as_drafter(drafter), as_verifier(verifier)
     _check_pair(target, drafter, verifier, ids, cfg)
+    reference = checks.check_reference(reference, vocab_size(target))  # before the run, not after it
     with claimed(drafter):  # from reset to the last observe, this run alone changes the drafter's state
         drafter.reset()
         forwards_before = drafter.forward_count
@@ -148,13 +150,13 @@ def speculative_loop(lm: CachedLM, drafter: Drafter, verifier: Verifier, ids: to
         if drafter.reads_scores:  # every scored token, rejected branches included: (N + 1,) and (N + 1, V)
             drafter.observe_scores(torch.cat([ids[-1:], tree.tokens]), scored.logits)
         kept_rows = [0] + [j + 1 for j in verdict.path]  # the root and the accepted drafts stay in the sequence
-        drafter.observe(verdict, None if scored.hidden is None else scored.hidden[kept_rows])  # (n + 1, d)
+        drafter.observe(_copy(verdict), None if scored.hidden is None else scored.hidden[kept_rows])  # (n + 1, d)
         trace.record(ids.shape[0], tree, verdict, p, emitted, draft_s, trace.lap())
         ids = torch.cat([ids, torch.tensor(emitted, dtype=torch.long, device=ids.device)])
         if on_step is not None:  # observe only: a view streams the step
             on_step(trace.steps[-1])
         if side is not None:
-            drafter.observe_side(scored.side_logits, ids)  # lookahead: Jacobi update of the window, n-gram harvest
+            drafter.observe_side(scored.side_logits, ids.clone())  # lookahead: Jacobi update of the window, n-gram harvest
         if len(emitted) < len(verdict.tokens) or emitted[-1] in cfg.eos_ids:
             break
     return ids[prompt_len:].tolist()
@@ -179,7 +181,7 @@ def draft(drafter: Drafter, verifier: Verifier, ids: torch.Tensor, gamma: int, c
 
 def side_inputs(drafter: Drafter, ids: torch.Tensor, lm: CachedLM):
     """The drafter's side-branch tokens for this step, checked; None without one or past the model's context."""
-    return contract.side_branch(drafter, drafter.side_inputs(ids), ids, lm.model) if drafter.side_branch else None
+    return contract.side_branch(drafter, drafter.side_inputs(ids.clone()), ids, lm.model) if drafter.side_branch else None
 
 
 def _check_pair(target, drafter: Drafter, verifier: Verifier, ids: torch.Tensor, cfg: DecodeConfig) -> None:
@@ -271,3 +273,10 @@ def _keeps_run_state(part) -> bool:
     if isinstance(part, Drafter):
         return any(getattr(type(part), hook) is not getattr(Drafter, hook) for hook in hooks)
     return any(callable(getattr(part, hook, None)) for hook in hooks)
+
+
+def _copy(verdict: Verdict) -> Verdict:
+    """The verdict a drafter observes: its own copy, so a drafter that edits it cannot change what the loop emits
+    and records (the ids it drafts from are copies too: see :func:`draft` and :func:`side_inputs`)."""
+    return dataclasses.replace(verdict, tokens=list(verdict.tokens), path=list(verdict.path),
+                               decisions=list(verdict.decisions), next_dist=verdict.next_dist.clone())

@@ -239,12 +239,11 @@ def probes() -> list[tuple[str, str, object, type, str]]:
 
 
 def reference_probes() -> list[tuple[str, str, object]]:
-    """reference= rows: core.checks.check_reference refuses these (tests/test_contracts_v3.py); generate_speculative
-    refuses them before the run once it calls that check (until then, only after the run)."""
+    """reference= rows: generate_speculative refuses these before the run (core.checks.check_reference)."""
     target = tiny_llama(seed=0)
     return [(API, f"reference={value!r}", lambda v=value: generate_speculative(target, PromptLookupDrafter(), [1, 2],
                                                                                   max_new_tokens=4, reference=v))
-            for value in ("abc",)]  # [1, 500] and [1.5] join once the run calls check_reference (today they pass)
+            for value in ("abc", [1, 500], [1.5])]
 
 
 def rows(tmp_path, monkeypatch) -> list[tuple[str, str, str, str]]:

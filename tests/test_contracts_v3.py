@@ -179,3 +179,34 @@ def test_a_good_reference_comes_back_as_python_ints():
     assert checks.check_reference(torch.tensor([1, 2]), VOCAB) == [1, 2]
     assert checks.check_reference([np.int64(3), 4], VOCAB) == [3, 4]
     assert type(checks.check_reference((np.int64(3),), VOCAB)[0]) is int
+
+
+class VerdictScribbler(Scribbler):
+    """Also edits the verdict it observes (tokens, path, the final distribution): the loop's own must not change."""
+
+    name = "verdict-scribbler"
+
+    def observe(self, verdict, hidden):
+        if verdict is not None:
+            verdict.tokens[:] = [0] * len(verdict.tokens)
+            verdict.path.clear()
+            verdict.next_dist.zero_()
+
+
+@pytest.mark.parametrize("temperature", [0.0, 1.0])
+def test_a_drafter_that_edits_the_verdict_cannot_change_the_run_or_its_trace(temperature):
+    target, prompt = tiny_llama(), [7, 3, 9, 3]
+    clean = generate_speculative(target, Scribbler(), prompt, gamma=2, max_new_tokens=10, temperature=temperature)
+    out = generate_speculative(target, VerdictScribbler(), prompt, gamma=2, max_new_tokens=10, temperature=temperature)
+    assert out.token_ids == clean.token_ids
+    assert [(s.emitted, s.decisions, s.n_accepted, s.next_token) for s in out.steps] == \
+           [(s.emitted, s.decisions, s.n_accepted, s.next_token) for s in clean.steps]
+
+
+def test_a_bad_reference_is_refused_before_the_run(monkeypatch):
+    target = tiny_llama()
+    calls = []
+    monkeypatch.setattr(target, "forward", lambda *a, **k: calls.append(1))
+    with pytest.raises(ValueError, match="outside the target's vocabulary"):
+        generate_speculative(target, PromptLookupDrafter(), [1, 2], max_new_tokens=4, reference=[1, 500])
+    assert calls == []  # refused before the first forward

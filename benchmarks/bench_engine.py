@@ -88,7 +88,7 @@ def main() -> None:
           f"torch {torch.__version__}, transformers {transformers.__version__}")
     print(f"# target {sum(p.numel() for p in target.parameters()) / 1e6:.1f} M params, "
           f"drafter {sum(p.numel() for p in drafter.parameters()) / 1e6:.1f} M; {n} new tokens, greedy, "
-          f"{args.prompts} prompts x {args.repeats} repeats; acceptance rate {spec.stats.acceptance_rate:.2f}, "
+          f"{args.prompts} prompts x {args.repeats} repeats; draft yield (accepted ÷ drafted) {spec.stats.draft_yield:.2f}, "
           f"tokens/step {spec.stats.mean_tokens_per_step:.2f}")
     base = statistics.median(times["autoregressive (ours)"])
     print(f"{'method':34s} {'ms/token':>9s} {'speedup vs AR':>14s}")

@@ -128,7 +128,7 @@ def speculative_loop(lm: CachedLM, drafter: Drafter, verifier: Verifier, ids: to
         every_row = drafter.reads_hidden or drafter.reads_scores
         prefill = lm.forward(ids[:-1], last_only=not every_row, hidden=drafter.reads_hidden)
         if drafter.reads_scores:  # token recycling: the prompt's rows of its top-k table
-            drafter.observe_scores(ids[:-1], prefill[0] if drafter.reads_hidden else prefill)  # (len − 1, V)
+            drafter.observe_scores(ids[:-1].clone(), prefill[0] if drafter.reads_hidden else prefill)  # (len − 1, V)
         if drafter.reads_hidden:
             drafter.observe(None, prefill[1])  # (len − 1, d)
     prompt_len = ids.shape[0]

@@ -82,6 +82,8 @@ def check_reference(reference, vocab: int) -> list[int] | None:
     """
     if reference is None:
         return None
+    if type(reference).__module__ == "numpy" and hasattr(reference, "shape"):  # an ndarray: as its tensor
+        reference = torch.as_tensor(reference)
     if isinstance(reference, str) or not isinstance(reference, (list, tuple, torch.Tensor)):
         raise TypeError(f"reference must be a list of token ids (e.g. the target's own greedy output, "
                         f"generate_autoregressive(...).token_ids), got {type(reference).__name__}: {reference!r:.60}")

@@ -21,7 +21,8 @@ domains cost TR < 1%): the matrix belongs to the TARGET model, not to the drafte
 ``WeakKeyDictionary`` keyed by the target (gone when the target is). Two drafters built for one target share it,
 and ``reset()`` (the start of every call) does NOT clear it, so the same seed can give a different trace on a
 second call (the output's law, and the greedy output, are unchanged). ``forget()`` clears it: after ``forget()`` the
-same seed gives the same trace again. Memory: V · k int32 (SmolLM2: 49152 × 8 × 4 B = 1.5 MB) plus V bools.
+same seed gives the same trace again. Threads on one target share it too (writes are locked), so concurrent sampled runs depend
+on the order the threads run in, unlike every other drafter's (tests/test_concurrency.py); greedy output cannot. Memory: V · k int32 (SmolLM2: 49152 × 8 × 4 B = 1.5 MB) plus V bools.
 """
 
 from __future__ import annotations

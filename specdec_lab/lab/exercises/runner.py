@@ -113,6 +113,10 @@ def to_number(value, noun: str = "a number") -> float:
     """A finite float from an int, float, NumPy scalar or one-element tensor; Unfit for anything else."""
     if isinstance(value, (bool, str, bytes)):
         raise Unfit(f"returned {_a(value)}, not {noun}")
+    if type(value).__module__ == "numpy" and getattr(value, "dtype", None) is not None and value.dtype.kind == "b":
+        raise Unfit(f"returned a NumPy bool, not {noun}")
+    if type(value).__module__ == "numpy" and getattr(value, "size", None) == 1 and value.dtype.kind in "iuf":
+        value = value.item()  # a one-element array, as a one-element tensor is: its number
     try:
         number = float(value)
     except OverflowError:  # an int beyond float's range, e.g. 10**400

@@ -77,7 +77,9 @@ def test_tolerance_is_the_measured_drift_with_margin():
     drift between CPU kernels it measured (which changed no token or decision), and far below a changed rule's."""
     drift = json.loads((Path(__file__).resolve().parents[1] / "benchmarks" / "measured" / "golden_cpu_drift.json").read_text())
     assert drift["exact_differences"] == 0 and drift["traces"] == len(record.pairs()) * 4 + 4
-    assert 5 * drift["max_relative"] <= REL_TOL <= 1e-3
+    runs = [drift] + drift.get("earlier", [])  # the latest grid, and earlier runs on CPUs with other kernels
+    assert all(run["exact_differences"] == 0 for run in runs)
+    assert 5 * max(run["max_relative"] for run in runs) <= REL_TOL <= 1e-3
 
 
 def test_every_trace_identical(runs):

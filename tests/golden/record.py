@@ -5,7 +5,9 @@
 tests/test_golden_traces.py re-runs the same grid and requires every trace to be identical: tokens, drafts,
 decisions and tree records exactly; accept probabilities, uniforms, p and q of the drafts to a relative 1e-4 (the
 measured drift between CPU kernels, see that test). Each drafter is built once per prompt and temperature and reused
-across the verifiers, so the grid also checks that reset() makes a used drafter act like a fresh one.
+across the verifiers, so the grid also checks that reset() makes a used drafter act like a fresh one. Token
+recycling's table belongs to the target and outlives a call by design; it is cleared before every run, so each trace
+starts cold and no trace depends on the ones recorded before it.
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ def pairs() -> list[tuple[str, str]]:
 def record_all() -> dict:
     from specdec_lab import build_drafter, generate_autoregressive, generate_speculative
     from specdec_lab.models.loading import load_model
+    from specdec_lab.drafters.recycling import matrix_for
 
     torch.set_num_threads(1)
     target, tokenizer = load_model("zoo:target", "cpu")
@@ -65,6 +68,7 @@ def record_all() -> dict:
             built = {}  # one drafter per name, reused across verifiers: reset() must make it act like a fresh one
             for d, v in pairs():
                 drafter = built[d] if d in built else built.setdefault(d, build_drafter(d, target, tokenizer))
+                matrix_for(target).clear()  # token recycling's table outlives a call by design: each trace starts cold
                 out = generate_speculative(target, drafter, ids, gamma=GAMMA, max_new_tokens=NEW_TOKENS, temperature=t,
                                            seed=SEED, verifier=v)
                 result[f"{prompt_index}|T={t}|{d}+{v}"] = fingerprint(out)

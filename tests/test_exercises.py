@@ -393,10 +393,11 @@ def test_notebook_with_its_solutions_passes_every_check(path):
     nbclient = pytest.importorskip("nbclient")
     nb = notebook_tool.with_exercises(json.loads(path.read_text(encoding="utf-8")), solved=True)
     pairs = _exercise_and_check(nb)
-    cells = [nbformat.v4.new_code_cell(source) for _, exercise, check_source in pairs for source in (exercise, check_source)]
+    cells = [nbformat.v4.new_code_cell("import specdec_lab  # as each notebook's first cells do: a one-time notice lands here")]
+    cells += [nbformat.v4.new_code_cell(source) for _, exercise, check_source in pairs for source in (exercise, check_source)]
     node = nbformat.v4.new_notebook(cells=cells, metadata=nb.get("metadata", {}))
     nbclient.NotebookClient(node, timeout=600, kernel_name="python3",
                             resources={"metadata": {"path": str(path.parent)}}).execute()
     for k, (name, _, _) in enumerate(pairs):
-        printed = "".join(o.get("text", "") for o in node.cells[2 * k + 1].outputs)
+        printed = "".join(o.get("text", "") for o in node.cells[2 * k + 2].outputs)
         assert printed.startswith("correct:"), f"{path.name}: check {name!r} printed {printed!r}"

@@ -34,7 +34,8 @@ def zoo():
 def playground(zoo, **kwargs) -> Playground:
     target, tokenizer = zoo
     kwargs.setdefault("background", False)
-    return Playground(target, tokenizer, prompt=PROMPT, max_new_tokens=16, **kwargs)
+    kwargs.setdefault("max_new_tokens", 16)
+    return Playground(target, tokenizer, prompt=PROMPT, **kwargs)
 
 
 def markers(fig) -> list:

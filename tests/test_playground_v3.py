@@ -13,22 +13,9 @@ import torch
 from specdec_lab import build_drafter, generate_autoregressive, generate_speculative
 from specdec_lab.lab.viz.baseline_cache import BaselineCache, model_place
 from specdec_lab.lab.viz.playground import DEFAULT_DRAFTER, Playground
-from specdec_lab.models.loading import load_model
 from specdec_lab.registry import DRAFTERS, VERIFIERS
 
-PROMPT = "ROMEO.\nBut soft, what light"
-
-
-@pytest.fixture(scope="module")
-def zoo():
-    return load_model("zoo:target", device="cpu")
-
-
-def playground(zoo, **kwargs) -> Playground:
-    target, tokenizer = zoo
-    kwargs.setdefault("background", False)
-    kwargs.setdefault("max_new_tokens", 16)
-    return Playground(target, tokenizer, prompt=PROMPT, **kwargs)
+from test_playground import PROMPT, playground, zoo  # noqa: F401 - zoo is a fixture
 
 
 @pytest.mark.parametrize("kwargs, error, message", [

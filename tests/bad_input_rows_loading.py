@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import io
-import json
 import shutil
 from types import SimpleNamespace
 
@@ -17,18 +16,13 @@ import torch
 from safetensors.torch import load_file
 
 from bad_input_outcome import outcome
-from conftest import tiny_gpt2, tiny_llama
+from conftest import tiny_gpt2
+
+from test_loading_v3 import _folder  # the tiny saved model with an edited config, as the tests build it
 
 WHERE = "model loader (v3)"
 
 
-def _folder(root, name, model=None, **config_changes):
-    folder = root / name
-    (model or tiny_llama(layers=2)).save_pretrained(folder)
-    if config_changes:
-        path = folder / "config.json"
-        path.write_text(json.dumps(json.loads(path.read_text()) | config_changes))
-    return folder
 
 
 def _cli(args) -> tuple[str, str]:
